@@ -1,0 +1,1 @@
+"""The SEQR merchant interface emulator: SOAP gateway, domain rules and report worker."""

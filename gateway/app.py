@@ -1,0 +1,113 @@
+"""The WSGI application: the SOAP endpoints, ?wsdl, /health, and the request size limit."""
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from io import BytesIO
+from typing import Any
+from wsgiref.util import request_uri
+from xml.sax.saxutils import escape
+
+from spyne import Application
+from spyne.server.wsgi import WsgiApplication
+from sqlalchemy import text
+
+from gateway.config import Settings
+from gateway.contract import NS, ERSWSExternalClientService
+from gateway.service import Gateway
+from gateway.soap import ContractSoap11
+from storage.database import Database
+from wsdl import served_wsdl
+
+log = logging.getLogger(__name__)
+
+SOAP_PATHS = ("/extclientproxy/service/v2", "/soap/merchant/cashregister-2")
+
+StartResponse = Callable[..., Any]
+Environ = dict[str, Any]
+
+
+def _fault(code: str, reason: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+        f"<soap:Fault><faultcode>soap:{code}</faultcode><faultstring>{escape(reason)}"
+        "</faultstring></soap:Fault></soap:Body></soap:Envelope>"
+    ).encode()
+
+
+class GatewayApp:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.gateway = Gateway(db, settings)
+        application = Application(
+            [ERSWSExternalClientService],
+            tns=NS,
+            name="ERSWSExternalClientServiceService",
+            in_protocol=ContractSoap11(),
+            out_protocol=ContractSoap11(),
+        )
+        application.gateway = self.gateway  # reached by the service methods as ctx.app.gateway
+        self.soap = WsgiApplication(application, max_content_length=settings.max_body_bytes + 1)
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == "/health":
+            return self._health(start_response)
+        if path.rstrip("/") not in SOAP_PATHS:
+            return _plain(start_response, "404 Not Found", "no such endpoint\n")
+        if method == "GET":
+            if environ.get("QUERY_STRING", "").lower() in ("wsdl", "wsdl="):
+                body = served_wsdl(request_uri(environ, include_query=False))
+                return _send(start_response, "200 OK", "text/xml; charset=utf-8", body)
+            return _plain(start_response, "405 Method Not Allowed", "POST a SOAP envelope, or GET ?wsdl\n")
+        if method != "POST":
+            return _plain(start_response, "405 Method Not Allowed", "POST a SOAP envelope\n")
+        body = self._read_body(environ)
+        if body is None:
+            reason = f"request body larger than {self.settings.max_body_bytes} bytes"
+            return _send(start_response, "413 Request Entity Too Large",
+                         "text/xml; charset=utf-8", _fault("Client", reason))
+        environ["wsgi.input"] = BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        environ.setdefault("CONTENT_TYPE", "text/xml")
+        return self.soap(environ, start_response)
+
+    def _read_body(self, environ: Environ) -> bytes | None:
+        """The whole body, or None when it is over the limit (then it is not read at all)."""
+        limit = self.settings.max_body_bytes
+        length = environ.get("CONTENT_LENGTH") or ""
+        stream = environ["wsgi.input"]
+        if length.isdigit():
+            if int(length) > limit:
+                return None
+            return stream.read(int(length))
+        body = stream.read(limit + 1)  # chunked: read one byte past the limit to know
+        return None if len(body) > limit else body
+
+    def _health(self, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            with self.db.read() as session:
+                session.execute(text("SELECT 1"))
+            status, report = "200 OK", {"status": "ok", "database": "ok"}
+        except Exception as error:  # reported, not raised: this is what /health is for
+            status, report = "503 Service Unavailable", {"status": "error", "database": str(error)}
+        return _send(start_response, status, "application/json", json.dumps(report).encode())
+
+
+def _send(start_response: StartResponse, status: str, content_type: str, body: bytes) -> list[bytes]:
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _plain(start_response: StartResponse, status: str, message: str) -> list[bytes]:
+    return _send(start_response, status, "text/plain; charset=utf-8", message.encode())
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None) -> GatewayApp:
+    settings = settings or Settings.from_env()
+    db = db or Database(settings.database_url)
+    db.create_schema()
+    return GatewayApp(db, settings)

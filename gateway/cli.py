@@ -1,0 +1,185 @@
+"""`seqr-gateway serve | worker | migrate | add-reseller`.
+
+Every option has an environment fallback (shown in --help), so the same settings work in
+a shell, a service unit or a container.
+"""
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+from gateway import shops
+from gateway.config import DEFAULT_DATABASE_URL, Settings
+from storage.database import Database
+
+log = logging.getLogger("seqr-gateway")
+
+DEMO_RESELLER_ID = "demo-shop"
+DEMO_USER_ID = "9900"
+DEMO_PASSWORD_ENV = "SEQR_DEMO_PASSWORD"
+DEMO_PASSWORD = "demo-password"  # an emulator's well-known default; set SEQR_DEMO_PASSWORD
+
+
+def _env(name: str, default: Any) -> Any:
+    value = os.environ.get(name)
+    return default if value in (None, "") else value
+
+
+def _add_database(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url", default=_env("SEQR_DATABASE_URL", DEFAULT_DATABASE_URL),
+        help="SQLAlchemy URL [SEQR_DATABASE_URL, default %(default)s]",
+    )
+
+
+def _add_worker_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--report-delay", type=float, default=float(_env("SEQR_REPORT_DELAY", 2.0)),
+        help="least seconds before a report is ready [SEQR_REPORT_DELAY, default %(default)s]",
+    )
+    parser.add_argument(
+        "--job-lease", type=float, default=float(_env("SEQR_JOB_LEASE_SECONDS", 60.0)),
+        help="seconds a worker owns a claimed report job [SEQR_JOB_LEASE_SECONDS, "
+        "default %(default)s]",
+    )
+    parser.add_argument(
+        "--job-attempts", type=int, default=int(_env("SEQR_JOB_MAX_ATTEMPTS", 3)),
+        help="tries before a report answers SYSTEM_ERROR [SEQR_JOB_MAX_ATTEMPTS, "
+        "default %(default)s]",
+    )
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    return Settings(
+        database_url=args.database_url,
+        report_delay=getattr(args, "report_delay", Settings.report_delay),
+        job_lease_seconds=getattr(args, "job_lease", Settings.job_lease_seconds),
+        job_max_attempts=getattr(args, "job_attempts", Settings.job_max_attempts),
+        **overrides,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seqr-gateway", description=__doc__.splitlines()[0])
+    parser.add_argument("--log-level", default=_env("SEQR_LOG_LEVEL", "INFO"))
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the SOAP gateway under gunicorn")
+    _add_database(serve)
+    _add_worker_options(serve)
+    serve.add_argument("--host", default=_env("SEQR_HOST", "127.0.0.1"),
+                       help="[SEQR_HOST, default %(default)s]")
+    serve.add_argument("--port", type=int, default=int(_env("SEQR_PORT", 8080)),
+                       help="[SEQR_PORT, default %(default)s]")
+    serve.add_argument("--workers", type=int, default=int(_env("SEQR_WORKERS", 1)),
+                       help="gunicorn worker processes [SEQR_WORKERS, default %(default)s]")
+    serve.add_argument("--max-body-bytes", type=int,
+                       default=int(_env("SEQR_MAX_BODY_BYTES", 1024 * 1024)),
+                       help="largest request body accepted [SEQR_MAX_BODY_BYTES, "
+                       "default %(default)s]")
+    serve.add_argument("--no-worker", action="store_true",
+                       default=_env("SEQR_EMBEDDED_WORKER", "1") in ("0", "false", "no"),
+                       help="do not render reports in the gateway processes (run "
+                       "`seqr-gateway worker` instead) [SEQR_EMBEDDED_WORKER=0]")
+    serve.add_argument("--no-demo", action="store_true",
+                       help="do not seed a demo shop into an empty database")
+
+    worker = commands.add_parser("worker", help="run a report worker process")
+    _add_database(worker)
+    _add_worker_options(worker)
+
+    migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
+    _add_database(migrate)
+
+    add = commands.add_parser("add-reseller", help="create a shop and a user in it")
+    _add_database(add)
+    add.add_argument("--id", required=True, help="reseller id")
+    add.add_argument("--user-id", default="9900", help="user within the shop (default 9900)")
+    add.add_argument("--password", required=True)
+    add.add_argument("--name", help="the shop's name")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    handler = {
+        "serve": _serve, "worker": _worker, "migrate": _migrate, "add-reseller": _add_reseller,
+    }[args.command]
+    return handler(args)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    db = Database(args.database_url)
+    db.create_schema()
+    print(f"schema ready at {args.database_url}")
+    return 0
+
+
+def _add_reseller(args: argparse.Namespace) -> int:
+    db = Database(args.database_url)
+    db.create_schema()
+    with db.write() as session:
+        shops.add_reseller(session, args.id, args.user_id, args.password, args.name)
+    print(f"reseller {args.id} user {args.user_id} ready")
+    return 0
+
+
+def seed_demo_shop(db: Database) -> str | None:
+    """A demo shop on an empty database. Returns its password while it is still the demo one."""
+    password = os.environ.get(DEMO_PASSWORD_ENV) or DEMO_PASSWORD
+    with db.write() as session:
+        if not shops.has_resellers(session):
+            shops.add_reseller(session, DEMO_RESELLER_ID, DEMO_USER_ID, password, "SEQR Demo Shop")
+            return password
+        if shops.password_is(session, DEMO_RESELLER_ID, DEMO_USER_ID, password):
+            return password
+    return None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gateway.server import run_gunicorn
+
+    settings = _settings(
+        args, max_body_bytes=args.max_body_bytes, embedded_worker=not args.no_worker
+    )
+    db = Database(settings.database_url)
+    db.create_schema()
+    endpoint = f"http://{args.host}:{args.port}/extclientproxy/service/v2"
+    if not args.no_demo:
+        password = seed_demo_shop(db)
+        if password is not None:
+            print(
+                "Demo shop:\n"
+                f"  reseller id (initiatorPrincipalId/id): {DEMO_RESELLER_ID}\n"
+                f"  user id     (initiatorPrincipalId/userId): {DEMO_USER_ID}\n"
+                f"  password: {password}\n"
+                "  principal type: RESELLERUSER",
+                flush=True,
+            )
+    db.dispose()
+    print(f"SEQR gateway on {endpoint} (WSDL at {endpoint}?wsdl)", flush=True)
+    run_gunicorn(settings, args.host, args.port, args.workers)
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from gateway.worker import ReportWorker
+
+    settings = _settings(args)
+    db = Database(settings.database_url)
+    db.create_schema()
+    worker = ReportWorker(db, settings)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    signal.signal(signal.SIGINT, lambda *_: worker.stop())
+    worker.run_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

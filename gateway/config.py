@@ -1,0 +1,49 @@
+"""Runtime settings. Every field has a CLI flag (see `gateway.cli`) and an environment fallback."""
+
+import os
+from dataclasses import dataclass
+
+DEFAULT_DATABASE_URL = "sqlite:///seqr-gateway.sqlite3"
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw not in (None, "") else default
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    #: the least time between queuing a report and it being ready, like the real service's few seconds
+    report_delay: float = 2.0
+    #: request bodies above this many bytes are refused before they are parsed
+    max_body_bytes: int = 1024 * 1024
+    #: how long a report worker owns a claimed job before another worker may take it over
+    job_lease_seconds: float = 60.0
+    #: how often an idle report worker looks for work
+    worker_poll_seconds: float = 0.2
+    #: how many times a failing render is tried before the job answers SYSTEM_ERROR
+    job_max_attempts: int = 3
+    #: run a report worker thread inside each gateway process
+    embedded_worker: bool = True
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(
+            database_url=env_str("SEQR_DATABASE_URL", DEFAULT_DATABASE_URL),
+            report_delay=env_float("SEQR_REPORT_DELAY", cls.report_delay),
+            max_body_bytes=env_int("SEQR_MAX_BODY_BYTES", cls.max_body_bytes),
+            job_lease_seconds=env_float("SEQR_JOB_LEASE_SECONDS", cls.job_lease_seconds),
+            worker_poll_seconds=env_float("SEQR_WORKER_POLL_SECONDS", cls.worker_poll_seconds),
+            job_max_attempts=env_int("SEQR_JOB_MAX_ATTEMPTS", cls.job_max_attempts),
+            embedded_worker=env_str("SEQR_EMBEDDED_WORKER", "1") not in ("0", "false", "no"),
+        )

@@ -1,0 +1,520 @@
+"""The official port type `ERSWSExternalClientService` in Spyne: SOAP <-> plain Python calls.
+
+Every type mirrors `wsdl/ERSWSExternalClientService.wsdl` field by field and in order
+(tests/test_contract_types.py holds them to it). Every field is customised with
+`sub_ns=""`, so children travel unqualified as `elementFormDefault="unqualified"` says:
+only the operation wrapper carries the namespace. Business outcomes are responses with a
+resultCode, never faults.
+"""
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from spyne import (
+    ByteArray,
+    ComplexModel,
+    DateTime,
+    Decimal,
+    Enum,
+    Integer32,
+    Long,
+    ServiceBase,
+    Unicode,
+    rpc,
+)
+from sqlalchemy.exc import DBAPIError
+
+from gateway.auth import Credentials
+from gateway.errors import SeqrError
+from gateway.parameters import Parameters
+from gateway.resultcodes import ResultCode
+from gateway.service import Gateway
+
+log = logging.getLogger(__name__)
+
+NS = "http://external.interfaces.ers.seamless.com/"
+
+
+def field(kind: Any, min_occurs: int = 0, max_occurs: Any = 1) -> Any:
+    """An unqualified element of the contract (no xsi:nil: absent means not given)."""
+    return kind.customize(sub_ns="", min_occurs=min_occurs, max_occurs=max_occurs, nillable=False)
+
+
+def many(kind: Any) -> Any:
+    return field(kind, 0, "unbounded")
+
+
+class Model(ComplexModel):
+    __namespace__ = NS
+
+
+# --- simple types --------------------------------------------------------------------------
+
+PaymentMode = Enum(
+    "IMMEDIATE_DEBIT", "RESERVATION_DESIRED", "RESERVATION_REQUIRED", type_name="paymentMode"
+)
+AcknowledgmentMode = Enum(
+    "NO_ACKNOWLEDGMENT", "OPTIONAL_ACKNOWLEDGMENT", "REQUIRE_ACKNOWLEDGMENT",
+    type_name="acknowledgmentMode",
+)
+InvoiceStatus = Enum(
+    "ISSUED", "PAID", "PENDING_ISSUER_ACKNOWLEDGE", "CANCELED", "FAILED", "RESERVED",
+    type_name="invoiceStatus",
+)
+
+
+# --- request types ---------------------------------------------------------------------------
+
+
+class PrincipalId(Model):
+    __type_name__ = "principalId"
+    _type_info = [
+        ("id", field(Unicode)),
+        ("type", field(Unicode)),
+        ("userId", field(Unicode)),
+    ]
+
+
+class ClientContext(Model):
+    __type_name__ = "clientContext"
+    _type_info = [
+        ("channel", field(Unicode)),
+        ("clientComment", field(Unicode)),
+        ("clientId", field(Unicode)),
+        ("clientReference", field(Unicode)),
+        ("clientRequestTimeout", field(Long, 1)),
+        ("initiatorPrincipalId", field(PrincipalId)),
+        ("password", field(Unicode)),
+    ]
+
+
+class Amount(Model):
+    __type_name__ = "amount"
+    _type_info = [
+        ("currency", field(Unicode)),
+        ("value", field(Decimal)),
+    ]
+
+
+class PaymentInvoiceRow(Model):
+    __type_name__ = "paymentInvoiceRow"
+    _type_info = [
+        ("itemDescription", field(Unicode)),
+        ("itemDiscount", field(Amount)),
+        ("itemEAN", field(Unicode)),
+        ("itemQuantity", field(Decimal)),
+        ("itemSKU", field(Unicode)),
+        ("itemTaxRate", field(Decimal)),
+        ("itemTotalAmount", field(Amount)),
+        ("itemUnit", field(Unicode)),
+        ("itemUnitPrice", field(Amount)),
+    ]
+
+
+class InvoiceRows(Model):
+    """The anonymous `invoiceRows` wrapper of `invoice`."""
+
+    __type_name__ = "invoiceRows"
+    _type_info = [("invoiceRow", many(PaymentInvoiceRow))]
+
+
+class Invoice(Model):
+    __type_name__ = "invoice"
+    _type_info = [
+        ("paymentMode", field(PaymentMode)),
+        ("acknowledgmentMode", field(AcknowledgmentMode)),
+        ("issueDate", field(DateTime)),
+        ("title", field(Unicode)),
+        ("clientInvoiceId", field(Unicode)),
+        ("invoiceRows", field(InvoiceRows)),
+        ("totalAmount", field(Amount)),
+        ("cashierId", field(Unicode)),
+        ("footer", field(Unicode)),
+        ("backURL", field(Unicode)),
+        ("notificationUrl", field(Unicode)),
+    ]
+
+
+class Parameter(Model):
+    __type_name__ = "parameter"
+    _type_info = [("key", field(Unicode)), ("value", field(Unicode))]
+
+
+class MapArray(Model):
+    __type_name__ = "mapArray"
+    _type_info = [("entry", many(Parameter))]
+
+
+class ParameterMap(Model):
+    __type_name__ = "parameterMap"
+    _type_info = [("parameter", field(MapArray))]
+
+
+class CustomerToken(Model):
+    __type_name__ = "customerToken"
+    _type_info = [
+        ("description", field(Unicode)),
+        ("id", field(Unicode)),
+        ("status", field(Integer32, 1)),
+        ("value", field(Unicode)),
+    ]
+
+
+class ReceiptDocument(Model):
+    __type_name__ = "receiptDocument"
+    _type_info = [
+        ("mimeType", field(Unicode)),
+        ("receiptData", field(ByteArray)),
+        ("receiptType", field(Unicode)),
+    ]
+
+
+class PrincipalAccountSpecifier(Model):
+    __type_name__ = "principalAccountSpecifier"
+    _type_info = [("accountId", field(Unicode)), ("accountTypeId", field(Unicode))]
+
+
+class PrincipalPurchaseProductSpecifier(Model):
+    __type_name__ = "principalPurchaseProductSpecifier"
+    _type_info = [("productId", field(Unicode)), ("productIdType", field(Unicode))]
+
+
+class PurchaseOrderRow(Model):
+    __type_name__ = "purchaseOrderRow"
+    _type_info = [
+        ("productSpecifier", field(PrincipalPurchaseProductSpecifier)),
+        ("purchaseCount", field(Integer32, 1)),
+    ]
+
+
+# --- response types ----------------------------------------------------------------------
+
+
+class PrincipalAccount(Model):
+    __type_name__ = "principalAccount"
+    _type_info = [
+        ("accountDescription", field(Unicode)),
+        ("accountSpecifier", field(PrincipalAccountSpecifier)),
+        ("balance", field(Amount)),
+        ("creditLimit", field(Amount)),
+    ]
+
+
+class Accounts(Model):
+    """The anonymous `accounts` wrapper of `principal`."""
+
+    __type_name__ = "accounts"
+    _type_info = [("account", many(PrincipalAccount))]
+
+
+class Principal(Model):
+    __type_name__ = "principal"
+    _type_info = [
+        ("principalId", field(PrincipalId)),
+        ("principalName", field(Unicode)),
+        ("accounts", field(Accounts)),
+        ("status", field(Unicode)),
+        ("msisdn", field(Unicode)),
+    ]
+
+
+class Receipt(Model):
+    __type_name__ = "receipt"
+    _type_info = [
+        ("terminalId", field(Unicode)),
+        ("paymentDate", field(DateTime)),
+        ("clientInvoiceId", field(Unicode)),
+        ("invoiceReference", field(Unicode)),
+        ("paymentReference", field(Unicode)),
+        ("payerTerminalId", field(Unicode)),
+        ("receiverName", field(Unicode)),
+        ("invoice", field(Invoice)),
+    ]
+
+
+class CustomerTokens(Model):
+    """The anonymous `customerTokens` wrapper of `erswsPaymentStatusResponse`."""
+
+    __type_name__ = "customerTokens"
+    _type_info = [("token", many(CustomerToken))]
+
+
+class Report(Model):
+    __type_name__ = "report"
+    _type_info = [
+        ("title", field(Unicode)),
+        ("mimeType", field(Unicode)),
+        ("content", field(ByteArray)),
+        ("contentString", field(Unicode)),
+    ]
+
+
+class ErswsResponse(Model):
+    __type_name__ = "erswsResponse"
+    _type_info = [
+        ("ersReference", field(Unicode)),
+        ("resultCode", field(Integer32, 1)),
+        ("resultDescription", field(Unicode)),
+    ]
+
+
+class ErswsMarkTransactionPeriodResponse(ErswsResponse):
+    __type_name__ = "erswsMarkTransactionPeriodResponse"
+    _type_info = [("transactionPeriodId", field(Unicode))]
+
+
+class ErswsRegisterTerminalResponse(ErswsResponse):
+    __type_name__ = "erswsRegisterTerminalResponse"
+    _type_info = [("terminalId", field(Unicode))]
+
+
+class ErswsExecuteReportResponse(ErswsResponse):
+    __type_name__ = "erswsExecuteReportResponse"
+    _type_info = [("report", field(Report))]
+
+
+class ErswsPrincipalInformationResponse(ErswsResponse):
+    __type_name__ = "erswsPrincipalInformationResponse"
+    _type_info = [("requestedPrincipal", field(Principal))]
+
+
+class ErswsPaymentStatusResponse(ErswsResponse):
+    __type_name__ = "erswsPaymentStatusResponse"
+    _type_info = [
+        ("status", field(InvoiceStatus)),
+        ("receipt", field(Receipt)),
+        ("customerTokens", field(CustomerTokens)),
+        ("version", field(Integer32, 1)),
+    ]
+
+
+class ErswsSendInvoiceResponse(ErswsResponse):
+    __type_name__ = "erswsSendInvoiceResponse"
+    _type_info = [("invoiceQRCode", field(Unicode)), ("invoiceReference", field(Unicode))]
+
+
+class ErswsPurchaseResponse(ErswsResponse):
+    __type_name__ = "erswsPurchaseResponse"
+    _type_info = [
+        ("paymentPrincipal", field(Principal)),
+        ("purchaseReference", field(Unicode)),
+        ("purchasedProducts", many(PrincipalPurchaseProductSpecifier)),
+        ("receiverPrincipal", field(Principal)),
+    ]
+
+
+class ErswsTopupResponse(ErswsResponse):
+    __type_name__ = "erswsTopupResponse"
+    _type_info = [
+        ("requestedTopupAmount", field(Amount)),
+        ("senderPrincipal", field(Principal)),
+        ("topupAccountSpecifier", field(PrincipalAccountSpecifier)),
+        ("topupAmount", field(Amount)),
+        ("topupPrincipal", field(Principal)),
+    ]
+
+
+class ErswsTransferResponse(ErswsResponse):
+    __type_name__ = "erswsTransferResponse"
+    _type_info = [
+        ("receivedAmount", field(Amount)),
+        ("receiverPrincipal", field(Principal)),
+        ("requestedTransferAmount", field(Amount)),
+        ("senderPrincipal", field(Principal)),
+    ]
+
+
+# --- translation helpers -----------------------------------------------------------------
+
+
+def credentials(context: ClientContext | None) -> Credentials | None:
+    if context is None:
+        return None
+    principal = context.initiatorPrincipalId
+    if principal is None:
+        return Credentials(password=context.password)
+    return Credentials(principal.type, principal.id, principal.userId, context.password)
+
+
+def to_parameters(value: ParameterMap | None) -> Parameters:
+    entries = value.parameter.entry if value is not None and value.parameter is not None else None
+    return Parameters((e.key, e.value) for e in entries or ())
+
+
+def _gateway(ctx: Any) -> Gateway:
+    gateway: Gateway = ctx.app.gateway
+    return gateway
+
+
+def respond(response: type[ErswsResponse], call: Callable[[], dict[str, Any] | None]) -> Any:
+    """Run a call; its fields on SUCCESS, or the result code it failed with."""
+    try:
+        fields = call() or {}
+        return response(resultCode=0, resultDescription=ResultCode.SUCCESS.name, **fields)
+    except SeqrError as error:
+        return response(resultCode=int(error.code), resultDescription=error.description)
+    except DBAPIError as error:
+        if "locked" in str(error.orig).lower():
+            code = ResultCode.SYSTEM_BUSY
+        elif error.connection_invalidated:
+            code = ResultCode.SERVICE_UNAVAILABLE
+        else:
+            code = ResultCode.SYSTEM_ERROR
+        log.exception("database error")
+        return response(resultCode=int(code), resultDescription=code.describe("database error"))
+    except Exception:
+        log.exception("unexpected error")
+        code = ResultCode.SYSTEM_ERROR
+        return response(resultCode=int(code), resultDescription=code.describe("internal error"))
+
+
+def unsupported(response: type[ErswsResponse], operation: str) -> Any:
+    code = ResultCode.UNSUPPORTED_OPERATION
+    return response(
+        resultCode=int(code),
+        resultDescription=code.describe(f"{operation} is not implemented by this gateway"),
+    )
+
+
+def operation(*args: Any, returns: Any) -> Any:
+    """@rpc with the contract's wrapper names: `<op>`, `<op>Response`, `<return>`."""
+    def contract(kind: Any) -> Any:
+        return kind if kind.Attributes.sub_ns == "" else field(kind)
+
+    return rpc(*(contract(a) for a in args), _returns=field(returns),
+               _out_variable_name="return", _body_style="wrapped")
+
+
+Context = ClientContext
+
+
+class ERSWSExternalClientService(ServiceBase):
+    # --- reconciliation ---
+
+    @operation(Context, ParameterMap, returns=ErswsMarkTransactionPeriodResponse)
+    def markTransactionPeriod(ctx, context, parameters):  # noqa: N802, N805
+        def call() -> dict[str, Any]:
+            period_id = _gateway(ctx).mark_transaction_period(
+                credentials(context), to_parameters(parameters)
+            )
+            return {"ersReference": period_id, "transactionPeriodId": period_id}
+
+        return respond(ErswsMarkTransactionPeriodResponse, call)
+
+    @operation(Context, Unicode, Unicode, ParameterMap, returns=ErswsExecuteReportResponse)
+    def executeReport(ctx, context, reportId, language, parameters):  # noqa: N802, N803, N805
+        def call() -> dict[str, Any]:
+            document = _gateway(ctx).execute_report(
+                credentials(context), reportId, to_parameters(parameters)
+            )
+            return {
+                "report": Report(
+                    title=document.title,
+                    mimeType=document.mime_type,
+                    content=[document.content],
+                    contentString=document.content.decode("utf-8"),
+                )
+            }
+
+        return respond(ErswsExecuteReportResponse, call)
+
+    # --- terminals ---
+
+    @operation(Context, Unicode, Unicode, Unicode, returns=ErswsRegisterTerminalResponse)
+    def registerTerminal(ctx, context, externalTerminalId, password, name):  # noqa: N802, N803, N805
+        def call() -> dict[str, Any]:
+            terminal_id = _gateway(ctx).register_terminal(
+                credentials(context), externalTerminalId, password, name
+            )
+            return {"terminalId": terminal_id}
+
+        return respond(ErswsRegisterTerminalResponse, call)
+
+    @operation(Context, returns=ErswsResponse)
+    def unregisterTerminal(ctx, context):  # noqa: N802, N805
+        return respond(
+            ErswsResponse, lambda: _gateway(ctx).unregister_terminal(credentials(context))
+        )
+
+    @operation(Context, Unicode, returns=ErswsResponse)
+    def assignSeqrId(ctx, context, seqrId):  # noqa: N802, N803, N805
+        return respond(
+            ErswsResponse, lambda: _gateway(ctx).assign_seqr_id(credentials(context), seqrId)
+        )
+
+    @operation(returns=ErswsResponse)
+    def benchmarkingNop(ctx):  # noqa: N802, N805
+        return respond(ErswsResponse, lambda: None)
+
+    # --- payments: the next milestone; well-formed 91 answers until then ---
+
+    @operation(Context, Invoice, many(CustomerToken), returns=ErswsSendInvoiceResponse)
+    def sendInvoice(ctx, context, invoice, tokens):  # noqa: N802, N805
+        return unsupported(ErswsSendInvoiceResponse, "sendInvoice")
+
+    @operation(Context, Unicode, Invoice, many(CustomerToken), returns=ErswsResponse)
+    def updateInvoice(ctx, context, invoiceReference, invoice, tokens):  # noqa: N802, N803, N805
+        return unsupported(ErswsResponse, "updateInvoice")
+
+    @operation(Context, Unicode, field(Integer32, 1), returns=ErswsPaymentStatusResponse)
+    def getPaymentStatus(ctx, context, invoiceReference, invoiceVersion):  # noqa: N802, N803, N805
+        return unsupported(ErswsPaymentStatusResponse, "getPaymentStatus")
+
+    @operation(Context, Unicode, returns=ErswsResponse)
+    def cancelInvoice(ctx, context, invoiceReference):  # noqa: N802, N803, N805
+        return unsupported(ErswsResponse, "cancelInvoice")
+
+    @operation(Context, Unicode, returns=ErswsResponse)
+    def commitReservation(ctx, context, invoiceReference):  # noqa: N802, N803, N805
+        return unsupported(ErswsResponse, "commitReservation")
+
+    @operation(Context, Unicode, ReceiptDocument, returns=ErswsResponse)
+    def submitPaymentReceipt(ctx, context, ersReference, receiptDocument):  # noqa: N802, N803, N805
+        return unsupported(ErswsResponse, "submitPaymentReceipt")
+
+    @operation(Context, Unicode, Invoice, returns=ErswsResponse)
+    def refundPayment(ctx, context, ersReference, invoice):  # noqa: N802, N803, N805
+        return unsupported(ErswsResponse, "refundPayment")
+
+    # --- principals ---
+
+    @operation(Context, PrincipalId, returns=ErswsPrincipalInformationResponse)
+    def requestPrincipalInformation(ctx, context, principalId):  # noqa: N802, N803, N805
+        return unsupported(ErswsPrincipalInformationResponse, "requestPrincipalInformation")
+
+    @operation(Context, PrincipalId, Unicode, returns=ErswsResponse)
+    def changePrincipalPassword(ctx, context, principalId, newPassword):  # noqa: N802, N803, N805
+        return unsupported(ErswsResponse, "changePrincipalPassword")
+
+    # --- outside a merchant's interface: always 91 ---
+
+    @operation(Context, PrincipalId, PrincipalId, Unicode, returns=ErswsResponse)
+    def confirmCustomerRegistration(  # noqa: N802
+        ctx, context, principalId, secondaryPrincipalId, registrationReference  # noqa: N803, N805
+    ):
+        return unsupported(ErswsResponse, "confirmCustomerRegistration")
+
+    @operation(Context, PrincipalId, PrincipalId, PrincipalAccountSpecifier,
+               PrincipalAccountSpecifier, many(PurchaseOrderRow), returns=ErswsPurchaseResponse)
+    def requestPurchase(  # noqa: N802
+        ctx, context, senderPrincipalId, receiverPrincipalId,  # noqa: N803, N805
+        senderAccountSpecifier, receiverAccountSpecifier, purchaseOrder,  # noqa: N803
+    ):
+        return unsupported(ErswsPurchaseResponse, "requestPurchase")
+
+    @operation(Context, PrincipalId, PrincipalId, PrincipalAccountSpecifier,
+               PrincipalAccountSpecifier, Unicode, Amount, returns=ErswsTopupResponse)
+    def requestTopup(  # noqa: N802
+        ctx, context, senderPrincipalId, topupPrincipalId,  # noqa: N803, N805
+        senderAccountSpecifier, topupAccountSpecifier, productId, amount,  # noqa: N803
+    ):
+        return unsupported(ErswsTopupResponse, "requestTopup")
+
+    @operation(Context, PrincipalId, PrincipalId, PrincipalAccountSpecifier,
+               PrincipalAccountSpecifier, Unicode, Amount, returns=ErswsTransferResponse)
+    def requestTransfer(  # noqa: N802
+        ctx, context, senderPrincipalId, receiverPrincipalId,  # noqa: N803, N805
+        senderAccountSpecifier, receiverAccountSpecifier, productId, amount,  # noqa: N803
+    ):
+        return unsupported(ErswsTransferResponse, "requestTransfer")

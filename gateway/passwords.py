@@ -1,0 +1,63 @@
+"""Salted, slow password hashes (scrypt from the standard library), never stored in clear.
+
+A register sends its password with every request and polls about once a second, so a
+successful verification is remembered for a short while in process memory, keyed by an
+HMAC under a per-process random key (never the password itself) and tied to the stored
+hash, so a password change invalidates it at once.
+"""
+
+import base64
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+
+_N, _R, _P = 2**14, 8, 1
+_SCHEME = "scrypt"
+_CACHE_SECONDS = 300.0
+_CACHE_MAX = 10_000
+
+_cache_key = secrets.token_bytes(32)
+_cache: dict[bytes, float] = {}
+_cache_lock = threading.Lock()
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
+    b64 = base64.b64encode
+    return f"{_SCHEME}${_N}${_R}${_P}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def _verify_slow(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != _SCHEME:
+        return False
+    expected = base64.b64decode(digest)
+    actual = hashlib.scrypt(
+        password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
+        dklen=len(expected),
+    )
+    return hmac.compare_digest(actual, expected)
+
+
+def verify_password(password: str | None, stored: str) -> bool:
+    if password is None:
+        return False
+    key = hmac.new(_cache_key, f"{stored}\0{password}".encode(), hashlib.sha256).digest()
+    now = time.monotonic()
+    with _cache_lock:
+        seen = _cache.get(key)
+        if seen is not None and now - seen < _CACHE_SECONDS:
+            return True
+    if not _verify_slow(password, stored):
+        return False
+    with _cache_lock:
+        if len(_cache) >= _CACHE_MAX:
+            _cache.clear()
+        _cache[key] = now
+    return True

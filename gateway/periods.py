@@ -1,0 +1,91 @@
+"""Transaction periods: opening a scope's first period and closing periods atomically.
+
+Each scope (a shop, or one terminal) always has exactly one open period, named by its
+`PeriodScope` row. A transaction is stamped with the open period of its shop and of its
+terminal while holding a shared lock on both scope rows (`ledger.record_transaction`);
+`markTransactionPeriod` takes the scope row's exclusive lock, closes the open period and
+opens the next. So a transaction committed while a mark runs lands wholly before or wholly
+after it, and a closed period's content never changes: closing is O(1), whatever its size.
+"""
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.auth import Principal
+from gateway.errors import SeqrError
+from gateway.parameters import TERMINAL_ID, Parameters
+from gateway.references import ers_reference
+from gateway.resultcodes import ResultCode
+from storage.models import PeriodScope, Terminal, TransactionPeriod, utcnow
+
+
+@dataclass(frozen=True)
+class ClosedPeriod:
+    transaction_period_id: str
+    reseller_id: str
+    terminal_id: str | None
+
+
+def open_scope(session: Session, reseller_id: str, terminal_id: str | None = None) -> PeriodScope:
+    key = PeriodScope.terminal_key(terminal_id) if terminal_id else PeriodScope.shop_key(reseller_id)
+    scope = PeriodScope(key=key, reseller_id=reseller_id, terminal_id=terminal_id, open_period_id=0)
+    session.add(scope)
+    session.flush()
+    scope.open_period_id = _new_period(session, scope).id
+    session.flush()
+    return scope
+
+
+def _new_period(session: Session, scope: PeriodScope) -> TransactionPeriod:
+    period = TransactionPeriod(
+        scope_key=scope.key, reseller_id=scope.reseller_id, terminal_id=scope.terminal_id
+    )
+    session.add(period)
+    session.flush()
+    return period
+
+
+def lock_scope(session: Session, key: str, *, exclusive: bool) -> PeriodScope:
+    """The scope row under a row lock (PostgreSQL); SQLite's write session already holds one."""
+    stmt = select(PeriodScope).where(PeriodScope.key == key)
+    stmt = stmt.with_for_update(read=not exclusive)
+    scope = session.scalars(stmt.execution_options(populate_existing=True)).one()
+    return scope
+
+
+def mark_transaction_period(
+    session: Session, principal: Principal, parameters: Parameters
+) -> ClosedPeriod:
+    terminal_id = parameters.get(TERMINAL_ID)
+    if terminal_id is None:
+        if principal.is_terminal:
+            raise SeqrError(
+                ResultCode.ACCESS_DENIED,
+                "a terminal may close only its own period: pass the TERMINALID parameter",
+            )
+        key = PeriodScope.shop_key(principal.reseller_id)
+    else:
+        terminal = session.get(Terminal, terminal_id)
+        if terminal is None:
+            raise SeqrError(ResultCode.INVALID_ERS_REFERENCE, f"no terminal {terminal_id}")
+        if terminal.reseller_id != principal.reseller_id or (
+            principal.is_terminal and principal.terminal_id != terminal_id
+        ):
+            raise SeqrError(ResultCode.ACCESS_DENIED, f"terminal {terminal_id} is not yours")
+        key = PeriodScope.terminal_key(terminal_id)
+    return close_open_period(session, key)
+
+
+def close_open_period(session: Session, scope_key: str) -> ClosedPeriod:
+    scope = lock_scope(session, scope_key, exclusive=True)
+    period = session.get(TransactionPeriod, scope.open_period_id, populate_existing=True)
+    assert period is not None and period.status == TransactionPeriod.OPEN
+    now = utcnow()
+    period.status = TransactionPeriod.CLOSED
+    period.closed_at = now
+    period.public_id = ers_reference(now, period.id)
+    scope.open_period_id = _new_period(session, scope).id
+    session.flush()
+    return ClosedPeriod(period.public_id, period.reseller_id, period.terminal_id)

@@ -1,0 +1,1 @@
+"""Reconciliation reports: the catalogue of report ids and the streaming renderers."""

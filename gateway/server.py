@@ -1,0 +1,55 @@
+"""Running the WSGI app under gunicorn, with a report worker thread per process if asked."""
+
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from gateway.config import Settings
+
+
+class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+        self.settings = settings
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from gateway.app import create_app
+
+        return create_app(self.settings)
+
+
+def _post_worker_init(settings: Settings) -> Any:
+    def hook(_worker: Any) -> None:
+        if settings.embedded_worker:
+            from gateway.worker import ReportWorker
+            from storage.database import Database
+
+            ReportWorker(Database(settings.database_url), settings).start_thread()
+
+    return hook
+
+
+def _has_setting(name: str) -> bool:
+    from gunicorn.config import KNOWN_SETTINGS
+
+    return any(setting.name == name for setting in KNOWN_SETTINGS)
+
+
+def run_gunicorn(settings: Settings, host: str, port: int, workers: int) -> None:
+    options = {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "worker_class": "sync",
+        "timeout": 120,
+        "graceful_timeout": 10,
+        "accesslog": "-",
+        "post_worker_init": _post_worker_init(settings),
+    }
+    if _has_setting("control_socket_disable"):
+        options["control_socket_disable"] = True  # gunicorn >= 23: one shared socket per user
+    _Gunicorn(settings, options).run()

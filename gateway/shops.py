@@ -1,0 +1,41 @@
+"""Shops (resellers) and their users: created by the operator, not over SOAP."""
+
+from sqlalchemy.orm import Session
+
+from gateway import periods
+from gateway.passwords import hash_password, verify_password
+from storage.models import Reseller, ResellerUser
+
+
+def add_reseller(
+    session: Session, reseller_id: str, user_id: str, password: str, name: str | None = None
+) -> Reseller:
+    """Create the shop if it is new, and the user within it (or set the user's password)."""
+    reseller = session.get(Reseller, reseller_id)
+    if reseller is None:
+        reseller = Reseller(id=reseller_id, name=name or reseller_id)
+        session.add(reseller)
+        session.flush()
+        periods.open_scope(session, reseller_id)
+    elif name:
+        reseller.name = name
+    user = session.query(ResellerUser).filter_by(reseller_id=reseller_id, user_id=user_id).first()
+    if user is None:
+        session.add(
+            ResellerUser(
+                reseller_id=reseller_id, user_id=user_id, password_hash=hash_password(password)
+            )
+        )
+    else:
+        user.password_hash = hash_password(password)
+    session.flush()
+    return reseller
+
+
+def has_resellers(session: Session) -> bool:
+    return session.query(Reseller.id).first() is not None
+
+
+def password_is(session: Session, reseller_id: str, user_id: str, password: str) -> bool:
+    user = session.query(ResellerUser).filter_by(reseller_id=reseller_id, user_id=user_id).first()
+    return user is not None and verify_password(password, user.password_hash)

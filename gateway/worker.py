@@ -1,0 +1,88 @@
+"""The report worker: claims pending jobs, renders their documents, stores them.
+
+It runs as a thread inside `seqr-gateway serve` (embedded mode) or as a process of its own
+(`seqr-gateway worker`). Any number of workers may share one database.
+"""
+
+import logging
+import os
+import socket
+import tempfile
+import threading
+import uuid
+
+from gateway.config import Settings
+from gateway.reports.catalog import MIME_TYPE, REPORTS
+from gateway.reports.render import ReportScope, render
+from storage import jobs
+from storage.database import Database
+from storage.models import ReportJob, TransactionPeriod, utcnow
+
+log = logging.getLogger(__name__)
+
+_SPOOL_IN_MEMORY = 8 * 1024 * 1024
+
+
+class ReportWorker:
+    def __init__(self, db: Database, settings: Settings, name: str | None = None) -> None:
+        self.db = db
+        self.settings = settings
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.stopping = threading.Event()
+
+    def run_once(self) -> bool:
+        """Claim and process one job; False when there was nothing to do."""
+        s = self.settings
+        claim = jobs.claim_next(self.db, self.name, s.job_lease_seconds, s.job_max_attempts)
+        if claim is None:
+            return False
+        try:
+            title, content, generated_at = self._render(claim.job_id)
+        except Exception as exc:  # a failing render must not kill the worker
+            log.exception("report job %s attempt %s failed", claim.job_id, claim.attempt)
+            final = jobs.fail(
+                self.db, claim, f"{type(exc).__name__}: {exc}", s.job_max_attempts,
+                retry_after=min(30.0, 0.5 * 2**claim.attempt),
+            )
+            if final:
+                log.error("report job %s failed for good", claim.job_id)
+            return True
+        if jobs.complete(self.db, claim, title, MIME_TYPE, content, generated_at):
+            log.info("report job %s ready: %s (%d bytes)", claim.job_id, title, len(content))
+        else:
+            log.warning("report job %s: lease lost, rendering discarded", claim.job_id)
+        return True
+
+    def _render(self, job_id: int) -> tuple[str, bytes, object]:
+        with self.db.read() as session:
+            job = session.get(ReportJob, job_id)
+            assert job is not None
+            period = session.get(TransactionPeriod, job.period_id)
+            assert period is not None and period.public_id is not None
+            spec = REPORTS[job.report_id]
+            generated_at = utcnow()
+            with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as out:
+                render(session, ReportScope(spec, period, job.terminal_id), generated_at, out)
+                out.seek(0)
+                content = out.read()
+            return spec.title(period.public_id), content, generated_at
+
+    def run_forever(self) -> None:
+        log.info("report worker %s started", self.name)
+        while not self.stopping.is_set():
+            try:
+                busy = self.run_once()
+            except Exception:  # database away: keep trying, do not die
+                log.exception("report worker %s: claiming failed", self.name)
+                busy = False
+            if not busy:
+                self.stopping.wait(self.settings.worker_poll_seconds)
+        log.info("report worker %s stopped", self.name)
+
+    def start_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run_forever, name="report-worker", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self.stopping.set()

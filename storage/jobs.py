@@ -1,0 +1,166 @@
+"""The report job queue: enqueue once, claim under a lease, complete or fail.
+
+Claiming is a conditional UPDATE that succeeds for one worker only, whatever the backend
+(on PostgreSQL the candidate is also picked with FOR UPDATE SKIP LOCKED so workers do not
+queue behind each other). A worker that dies leaves its lease to expire; the job is then
+claimed again. Completion is accepted only from the current lease holder, and the document
+table allows one document per job, so at most one rendering is ever stored.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from storage.database import Database
+from storage.models import ReportDocument, ReportJob, utcnow
+
+
+@dataclass(frozen=True)
+class Claim:
+    job_id: int
+    owner: str
+    attempt: int
+
+
+def job_key(report_id: str, period_id: int, terminal_id: str | None) -> str:
+    return f"{report_id}:{period_id}:{terminal_id or '-'}"
+
+
+def find_job(session: Session, key: str) -> ReportJob | None:
+    return session.scalar(select(ReportJob).where(ReportJob.job_key == key))
+
+
+def enqueue(
+    session: Session,
+    report_id: str,
+    period_id: int,
+    terminal_id: str | None,
+    not_before: datetime,
+) -> ReportJob:
+    """The job for this request: the existing one, or a new PENDING one."""
+    key = job_key(report_id, period_id, terminal_id)
+    existing = find_job(session, key)
+    if existing is not None:
+        return existing
+    job = ReportJob(
+        job_key=key,
+        report_id=report_id,
+        period_id=period_id,
+        terminal_id=terminal_id,
+        status=ReportJob.PENDING,
+        not_before=not_before,
+    )
+    try:
+        with session.begin_nested():
+            session.add(job)
+    except IntegrityError:  # another request queued it first
+        found = find_job(session, key)
+        assert found is not None
+        return found
+    return job
+
+
+def _claimable(now: datetime):  # type: ignore[no-untyped-def]
+    return or_(
+        and_(ReportJob.status == ReportJob.PENDING, ReportJob.not_before <= now),
+        and_(ReportJob.status == ReportJob.RUNNING, ReportJob.lease_expires_at < now),
+    )
+
+
+def claim_next(db: Database, owner: str, lease_seconds: float, max_attempts: int) -> Claim | None:
+    """Take the oldest claimable job, or None. Jobs whose workers died too often fail."""
+    for _ in range(5):  # lost races with other workers: look again
+        with db.write() as session:
+            now = utcnow()
+            candidate = session.execute(
+                select(ReportJob.id, ReportJob.status, ReportJob.attempts)
+                .where(_claimable(now))
+                .order_by(ReportJob.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            ).first()
+            if candidate is None:
+                return None
+            job_id, status, attempts = candidate
+            if status == ReportJob.RUNNING and attempts >= max_attempts:
+                session.execute(
+                    update(ReportJob)
+                    .where(ReportJob.id == job_id, _claimable(now))
+                    .values(
+                        status=ReportJob.FAILED,
+                        finished_at=now,
+                        last_error=f"the worker rendering it stopped {attempts} times",
+                    )
+                )
+                continue
+            claimed = session.execute(
+                update(ReportJob)
+                .where(ReportJob.id == job_id, _claimable(now))
+                .values(
+                    status=ReportJob.RUNNING,
+                    lease_owner=owner,
+                    lease_expires_at=now + timedelta(seconds=lease_seconds),
+                    attempts=ReportJob.attempts + 1,
+                )
+            )
+            if claimed.rowcount == 1:
+                return Claim(job_id, owner, attempts + 1)
+    return None
+
+
+def _owned(claim: Claim):  # type: ignore[no-untyped-def]
+    return and_(
+        ReportJob.id == claim.job_id,
+        ReportJob.status == ReportJob.RUNNING,
+        ReportJob.lease_owner == claim.owner,
+    )
+
+
+def complete(
+    db: Database, claim: Claim, title: str, mime_type: str, content: bytes, generated_at: datetime
+) -> bool:
+    """Store the document if the claim still holds; False if the lease was lost meanwhile."""
+    with db.write() as session:
+        done = session.execute(
+            update(ReportJob)
+            .where(_owned(claim))
+            .values(status=ReportJob.DONE, finished_at=utcnow(), last_error=None)
+        )
+        if done.rowcount != 1:
+            return False
+        session.add(
+            ReportDocument(
+                job_id=claim.job_id,
+                title=title,
+                mime_type=mime_type,
+                content=content,
+                generated_at=generated_at,
+            )
+        )
+    return True
+
+
+def fail(db: Database, claim: Claim, error: str, max_attempts: int, retry_after: float) -> bool:
+    """Record a failed attempt: back to PENDING after `retry_after`, or FAILED for good.
+
+    Returns True when the job has failed for good.
+    """
+    now = utcnow()
+    final = claim.attempt >= max_attempts
+    values: dict[str, object] = {"last_error": error[:2000], "lease_owner": None}
+    if final:
+        values.update(status=ReportJob.FAILED, finished_at=now)
+    else:
+        values.update(
+            status=ReportJob.PENDING, not_before=now + timedelta(seconds=retry_after)
+        )
+    with db.write() as session:
+        session.execute(update(ReportJob).where(_owned(claim)).values(**values))
+    return final
+
+
+def document_of(session: Session, job_id: int) -> ReportDocument | None:
+    return session.get(ReportDocument, job_id)

@@ -1,0 +1,196 @@
+"""The tables, as typed SQLAlchemy 2.x models. Times are UTC; money is `Decimal` (`Money`)."""
+
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from storage.money import Money
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python, whatever the backend keeps."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; times are UTC with timezone")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Reseller(Base):
+    """A shop. Its users authenticate as RESELLERUSER principals."""
+
+    __tablename__ = "resellers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ResellerUser(Base):
+    __tablename__ = "reseller_users"
+    __table_args__ = (UniqueConstraint("reseller_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reseller_id: Mapped[str] = mapped_column(ForeignKey("resellers.id"))
+    user_id: Mapped[str] = mapped_column(String(64))
+    password_hash: Mapped[str] = mapped_column(String(200))
+
+
+class Terminal(Base):
+    """A registered cash register (TERMINALID principal)."""
+
+    __tablename__ = "terminals"
+
+    ACTIVE = "ACTIVE"
+    UNREGISTERED = "UNREGISTERED"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    reseller_id: Mapped[str] = mapped_column(ForeignKey("resellers.id"), index=True)
+    external_terminal_id: Mapped[str | None] = mapped_column(String(200))
+    name: Mapped[str | None] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    seqr_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default=ACTIVE)
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    unregistered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PeriodScope(Base):
+    """What `markTransactionPeriod` closes: a whole shop or one terminal.
+
+    The row points at the scope's open period. Recording a transaction reads the pointer
+    under a shared lock and closing a period swaps it under an exclusive one, so every
+    transaction lands in exactly one period of each of its two scopes.
+    """
+
+    __tablename__ = "period_scopes"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    reseller_id: Mapped[str] = mapped_column(ForeignKey("resellers.id"))
+    terminal_id: Mapped[str | None] = mapped_column(ForeignKey("terminals.id"))
+    open_period_id: Mapped[int] = mapped_column(Integer)
+
+    @staticmethod
+    def shop_key(reseller_id: str) -> str:
+        return f"shop:{reseller_id}"
+
+    @staticmethod
+    def terminal_key(terminal_id: str) -> str:
+        return f"terminal:{terminal_id}"
+
+
+class TransactionPeriod(Base):
+    __tablename__ = "transaction_periods"
+
+    OPEN = "OPEN"
+    CLOSED = "CLOSED"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope_key: Mapped[str] = mapped_column(ForeignKey("period_scopes.key"), index=True)
+    reseller_id: Mapped[str] = mapped_column(ForeignKey("resellers.id"))
+    terminal_id: Mapped[str | None] = mapped_column(ForeignKey("terminals.id"))
+    #: the 25-digit transactionPeriodId, given when the period is closed
+    public_id: Mapped[str | None] = mapped_column(String(25), unique=True)
+    status: Mapped[str] = mapped_column(String(8), default=OPEN)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Transaction(Base):
+    """A completed sale or refund: what the reconciliation reports count.
+
+    `amount` is signed: sales positive, refunds negative, as the detail reports print them.
+    """
+
+    __tablename__ = "transactions"
+    __table_args__ = (
+        Index("ix_transactions_shop_period", "shop_period_id", "id"),
+        Index("ix_transactions_terminal_period", "terminal_period_id", "id"),
+    )
+
+    SALE = "SALE"
+    REFUND = "REFUND"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ers_reference: Mapped[str] = mapped_column(String(25), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    reseller_id: Mapped[str] = mapped_column(ForeignKey("resellers.id"))
+    terminal_id: Mapped[str] = mapped_column(ForeignKey("terminals.id"))
+    cashier_id: Mapped[str | None] = mapped_column(String(100))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    committed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    shop_period_id: Mapped[int] = mapped_column(ForeignKey("transaction_periods.id"))
+    terminal_period_id: Mapped[int] = mapped_column(ForeignKey("transaction_periods.id"))
+    invoice_reference: Mapped[str | None] = mapped_column(String(32))
+    #: for a refund, the ersReference of the payment it refunds
+    refunded_reference: Mapped[str | None] = mapped_column(String(25), index=True)
+
+
+class ReportJob(Base):
+    """One requested report document: queued, claimed by a worker under a lease, done or failed."""
+
+    __tablename__ = "report_jobs"
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: report, period and terminal: one job, and so one document, per distinct request
+    job_key: Mapped[str] = mapped_column(String(160), unique=True)
+    report_id: Mapped[str] = mapped_column(String(32))
+    period_id: Mapped[int] = mapped_column(ForeignKey("transaction_periods.id"))
+    terminal_id: Mapped[str | None] = mapped_column(ForeignKey("terminals.id"))
+    status: Mapped[str] = mapped_column(String(8), default=PENDING, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ReportDocument(Base):
+    """The stored rendering of a job; at most one per job, never rewritten."""
+
+    __tablename__ = "report_documents"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("report_jobs.id"), primary_key=True)
+    title: Mapped[str] = mapped_column(String(100))
+    mime_type: Mapped[str] = mapped_column(String(50))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    generated_at: Mapped[datetime] = mapped_column(UTCDateTime)
