@@ -1,0 +1,234 @@
+"""Fixtures: a real gateway under gunicorn on a free port, shops, and raw SOAP helpers."""
+
+import io
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from wsgiref.util import setup_testing_defaults
+
+import pytest
+import requests
+from lxml import etree
+
+from gateway import ledger, shops
+from gateway.app import GatewayApp, create_app
+from gateway.config import Settings
+from storage.database import Database
+from storage.models import Terminal
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "seqr"
+if not SHARED.exists():  # CI clones next to shared/ too, but be explicit when it is not
+    SHARED = Path(os.environ.get("SEQR_SHARED", "../shared/seqr")).resolve()
+OFFICIAL_WSDL = SHARED / "ERSWSExternalClientService.wsdl"
+SAMPLES = SHARED / "samples"
+NS = "http://external.interfaces.ers.seamless.com/"
+SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+SOAP_PATH = "/extclientproxy/service/v2"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Shop:
+    reseller_id: str
+    user_id: str
+    password: str
+
+    def context(self) -> dict[str, Any]:
+        """A zeep/suds-style clientContext for this shop's reseller user."""
+        return reseller_context(self.reseller_id, self.user_id, self.password)
+
+
+def reseller_context(reseller_id: str, user_id: str, password: str) -> dict[str, Any]:
+    return {
+        "channel": "WS", "clientComment": "test", "clientId": "pytest",
+        "clientReference": "12345", "clientRequestTimeout": 0,
+        "initiatorPrincipalId": {"id": reseller_id, "type": "RESELLERUSER", "userId": user_id},
+        "password": password,
+    }
+
+
+def terminal_context(terminal_id: str, password: str) -> dict[str, Any]:
+    return {
+        "channel": "WS", "clientComment": "test", "clientId": "pytest",
+        "clientReference": "12345", "clientRequestTimeout": 0,
+        "initiatorPrincipalId": {"id": terminal_id, "type": "TERMINALID"},
+        "password": password,
+    }
+
+
+def make_shop(db: Database, password: str = "secret-pw") -> Shop:
+    reseller_id = "shop-" + uuid.uuid4().hex[:10]
+    with db.write() as session:
+        shops.add_reseller(session, reseller_id, "9900", password, "Test shop")
+    return Shop(reseller_id, "9900", password)
+
+
+def record(db: Database, terminal_id: str, kind: str, amount: str, cashier: str | None = None) -> str:
+    """A completed sale or refund, as the payment lifecycle will record it; its ersReference."""
+    with db.write() as session:
+        terminal = session.get(Terminal, terminal_id)
+        assert terminal is not None
+        txn = ledger.record_transaction(session, terminal, kind, Decimal(amount), "SEK", cashier)
+        return txn.ers_reference
+
+
+class GatewayServer:
+    """`seqr-gateway serve` in a subprocess, on a free port, with its own database."""
+
+    def __init__(self, workdir: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.db_url = f"sqlite:///{workdir / 'gateway.sqlite3'}"
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.endpoint = self.base + SOAP_PATH
+        self.log_path = workdir / f"server-{self.port}.log"
+        self.args = [
+            sys.executable, "-m", "gateway.cli", "serve", "--port", str(self.port),
+            "--database-url", self.db_url, "--report-delay", "0", "--no-demo", *extra,
+        ]
+        self.env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.db = Database(self.db_url)
+
+    def start(self) -> "GatewayServer":
+        self.log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
+                                        env=self.env)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gateway exited: {self.log_path.read_text()}")
+            try:
+                if requests.get(self.base + "/health", timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"gateway did not start: {self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+    def post(self, envelope: bytes | str, **kwargs: Any) -> requests.Response:
+        data = envelope.encode() if isinstance(envelope, str) else envelope
+        headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}
+        return requests.post(self.endpoint, data=data, headers=headers, timeout=30, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
+    """One gateway for the session; tests keep apart by using shops of their own."""
+    gateway = GatewayServer(tmp_path_factory.mktemp("gateway")).start()
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture
+def shop(server: GatewayServer) -> Shop:
+    return make_shop(server.db)
+
+
+def sample(name: str, **values: str) -> bytes:
+    """A wire sample of ../shared/seqr/samples with its upper-case placeholders replaced."""
+    text = (SAMPLES / name).read_text()
+    for key, value in values.items():
+        text = text.replace(key, value)
+    return text.encode()
+
+
+def parse_response(body: bytes) -> Any:
+    """The `<return>` element of a SOAP response, checking its namespaces on the way."""
+    root = etree.fromstring(body)
+    payload = root.find(f"{{{SOAP_ENV}}}Body")[0]
+    assert payload.tag.startswith(f"{{{NS}}}"), payload.tag
+    ret = payload.find("return")
+    assert ret is not None, etree.tostring(payload)
+    return ret
+
+
+def text_of(element: Any, path: str) -> str | None:
+    found = element.find(path)
+    return None if found is None else found.text
+
+
+# --- in-process calls, for fast tests of rules that need no real server -------------------
+
+
+class InProcess:
+    """The WSGI app called directly, on a fresh SQLite database."""
+
+    def __init__(self, app: GatewayApp) -> None:
+        self.app = app
+        self.db = app.db
+
+    def request(self, method: str, path: str = SOAP_PATH, body: bytes = b"",
+                query: str = "", headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        environ: dict[str, Any] = {}
+        setup_testing_defaults(environ)
+        environ.update(
+            REQUEST_METHOD=method, PATH_INFO=path, QUERY_STRING=query,
+            CONTENT_TYPE="text/xml; charset=utf-8", CONTENT_LENGTH=str(len(body)),
+        )
+        environ["wsgi.input"] = io.BytesIO(body)
+        for key, value in (headers or {}).items():
+            environ[key] = value
+        status: list[str] = []
+        out = b"".join(self.app(environ, lambda s, h, e=None: status.append(s)))
+        return int(status[0].split()[0]), out
+
+    def post(self, envelope: bytes | str) -> tuple[int, bytes]:
+        data = envelope.encode() if isinstance(envelope, str) else envelope
+        return self.request("POST", body=data)
+
+
+@pytest.fixture
+def inprocess(tmp_path: Path) -> InProcess:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'inproc.sqlite3'}", report_delay=0)
+    return InProcess(create_app(settings))
+
+
+def envelope(operation: str, inner: str) -> str:
+    """A request envelope shaped like the documentation's (unqualified children)."""
+    return (
+        f'<soapenv:Envelope xmlns:soapenv="{SOAP_ENV}" xmlns:ext="{NS}">'
+        f"<soapenv:Header/><soapenv:Body><ext:{operation}>{inner}</ext:{operation}>"
+        "</soapenv:Body></soapenv:Envelope>"
+    )
+
+
+def context_xml(principal_id: str | None, principal_type: str = "RESELLERUSER",
+                password: str | None = "secret-pw", user_id: str | None = "9900") -> str:
+    principal = ""
+    if principal_id is not None:
+        principal = f"<initiatorPrincipalId><id>{principal_id}</id><type>{principal_type}</type>"
+        if user_id is not None:
+            principal += f"<userId>{user_id}</userId>"
+        principal += "</initiatorPrincipalId>"
+    pw = f"<password>{password}</password>" if password is not None else ""
+    return (
+        "<context><channel>WS</channel><clientId>pytest</clientId>"
+        f"<clientRequestTimeout>0</clientRequestTimeout>{principal}{pw}</context>"
+    )
+
+
+PERIOD_RE = re.compile(r"^\d{25}$")
