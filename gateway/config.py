@@ -33,6 +33,8 @@ class Settings:
     worker_poll_seconds: float = 0.2
     #: how many times a failing render is tried before the job answers SYSTEM_ERROR
     job_max_attempts: int = 3
+    #: wait before retrying a failed render: this many seconds, doubled at every attempt
+    job_retry_seconds: float = 0.5
     #: run a report worker thread inside each gateway process
     embedded_worker: bool = True
 
@@ -45,5 +47,6 @@ class Settings:
             job_lease_seconds=env_float("SEQR_JOB_LEASE_SECONDS", cls.job_lease_seconds),
             worker_poll_seconds=env_float("SEQR_WORKER_POLL_SECONDS", cls.worker_poll_seconds),
             job_max_attempts=env_int("SEQR_JOB_MAX_ATTEMPTS", cls.job_max_attempts),
+            job_retry_seconds=env_float("SEQR_JOB_RETRY_SECONDS", cls.job_retry_seconds),
             embedded_worker=env_str("SEQR_EMBEDDED_WORKER", "1") not in ("0", "false", "no"),
         )

@@ -42,7 +42,7 @@ class ReportWorker:
             log.exception("report job %s attempt %s failed", claim.job_id, claim.attempt)
             final = jobs.fail(
                 self.db, claim, f"{type(exc).__name__}: {exc}", s.job_max_attempts,
-                retry_after=min(30.0, 0.5 * 2**claim.attempt),
+                retry_after=min(60.0, s.job_retry_seconds * 2 ** (claim.attempt - 1)),
             )
             if final:
                 log.error("report job %s failed for good", claim.job_id)

@@ -89,19 +89,25 @@ def record(db: Database, terminal_id: str, kind: str, amount: str, cashier: str 
 class GatewayServer:
     """`seqr-gateway serve` in a subprocess, on a free port, with its own database."""
 
-    def __init__(self, workdir: Path, *extra: str, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.db_url = f"sqlite:///{workdir / 'gateway.sqlite3'}"
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.endpoint = self.base + SOAP_PATH
-        self.log_path = workdir / f"server-{self.port}.log"
-        self.args = [
-            sys.executable, "-m", "gateway.cli", "serve", "--port", str(self.port),
-            "--database-url", self.db_url, "--report-delay", "0", "--no-demo", *extra,
-        ]
+    def __init__(self, workdir: Path, *extra: str, env: dict[str, str] | None = None,
+                 db_url: str | None = None) -> None:
+        self.db_url = db_url or f"sqlite:///{workdir / 'gateway.sqlite3'}"
+        self.workdir = workdir
+        self.extra = extra
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
         self.db = Database(self.db_url)
+        self._bind(free_port())
+
+    def _bind(self, port: int) -> None:
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+        self.endpoint = self.base + SOAP_PATH
+        self.log_path = self.workdir / f"server-{port}.log"
+        self.args = [
+            sys.executable, "-m", "gateway.cli", "serve", "--port", str(port),
+            "--database-url", self.db_url, "--report-delay", "0", "--no-demo", *self.extra,
+        ]
 
     def start(self) -> "GatewayServer":
         self.log = open(self.log_path, "ab")
@@ -128,6 +134,12 @@ class GatewayServer:
                 self.process.kill()
                 self.process.wait()
         self.log.close()
+
+    def restart(self) -> "GatewayServer":
+        """Stop, and start again on the same database (on a fresh port)."""
+        self.stop()
+        self._bind(free_port())
+        return self.start()
 
     def post(self, envelope: bytes | str, **kwargs: Any) -> requests.Response:
         data = envelope.encode() if isinstance(envelope, str) else envelope

@@ -1,0 +1,56 @@
+"""Building blocks for tests that use the domain modules directly, without SOAP."""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from gateway import ledger, shops, terminals
+from gateway.auth import Principal
+from storage.database import Database
+from storage.models import Terminal, Transaction
+
+
+def sqlite_db(tmp_path: Path, name: str = "domain.sqlite3") -> Database:
+    db = Database(f"sqlite:///{tmp_path / name}")
+    db.create_schema()
+    return db
+
+
+def new_shop(db: Database, reseller_id: str = "shop-1") -> Principal:
+    with db.write() as session:
+        shops.add_reseller(session, reseller_id, "9900", "secret-pw", "Shop One")
+    return Principal("RESELLERUSER", reseller_id, user_id="9900")
+
+
+def new_terminal(db: Database, owner: Principal, label: str = "Till 1") -> str:
+    with db.write() as session:
+        return terminals.register_terminal(session, owner, label, "till-pw", label)
+
+
+@dataclass
+class Journal:
+    """What a test did, to compute report totals independently of the gateway."""
+
+    rows: list[tuple[str, str | None, Decimal, str]] = field(default_factory=list)
+
+    def add(self, db: Database, terminal_id: str, kind: str, amount: str,
+            cashier: str | None = None) -> str:
+        with db.write() as session:
+            terminal = session.get(Terminal, terminal_id)
+            assert terminal is not None
+            txn = ledger.record_transaction(
+                session, terminal, kind, Decimal(amount), "SEK", cashier
+            )
+            signed = Decimal(amount) if kind == Transaction.SALE else -Decimal(amount)
+            self.rows.append((terminal_id, cashier, signed, txn.ers_reference))
+            return txn.ers_reference
+
+    def totals(self, terminal_id: str | None = None, cashier: object = ...) -> tuple:
+        """(sales count, sales total, refund count, refund total) over matching rows."""
+        rows = [
+            r for r in self.rows
+            if (terminal_id is None or r[0] == terminal_id) and (cashier is ... or r[1] == cashier)
+        ]
+        sales = [r[2] for r in rows if r[2] > 0]
+        refunds = [r[2] for r in rows if r[2] < 0]
+        return len(sales), sum(sales, Decimal(0)), len(refunds), sum(refunds, Decimal(0))

@@ -1,0 +1,120 @@
+"""Real processes: a separate report worker, restarts, the CLI's seeding and add-reseller."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import zeep
+
+from client import BINDING
+from tests.conftest import OFFICIAL_WSDL, GatewayServer, free_port, make_shop, reseller_context
+from tests.flows import poll_report
+
+
+def _params(**entries: str) -> dict:
+    return {"parameter": {"entry": [{"key": k, "value": v} for k, v in entries.items()]}}
+
+
+def _soap(server: GatewayServer):
+    return zeep.Client(str(OFFICIAL_WSDL)).create_service(BINDING, server.endpoint)
+
+
+def test_reports_come_from_a_separate_worker_process_and_survive_restarts(tmp_path: Path) -> None:
+    gateway = GatewayServer(tmp_path, "--no-worker").start()
+    worker = None
+    try:
+        shop = make_shop(gateway.db)
+        soap = _soap(gateway)
+        period = soap.markTransactionPeriod(shop.context(), None).transactionPeriodId
+
+        def ask():
+            return soap.executeReport(shop.context(), "STD_RECON_001", "en",
+                                      _params(transactionPeriodId=period))
+
+        assert ask().resultCode == 2
+        time.sleep(1.0)
+        assert ask().resultCode == 2  # no worker anywhere: the job waits, nothing lost
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "worker", "--database-url", gateway.db_url,
+             "--report-delay", "0"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        answer = ask()
+        while answer.resultCode == 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            answer = ask()
+        assert answer.resultCode == 0, answer.resultDescription
+        document = answer.report.contentString
+        worker.terminate()
+        assert worker.wait(10) == 0  # SIGTERM: a clean stop
+
+        gateway.restart()  # a restart keeps every period, job and document
+        soap = _soap(gateway)
+        again = ask()
+        assert again.resultCode == 0 and again.report.contentString == document
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.kill()
+        gateway.stop()
+
+
+def test_serve_seeds_a_demo_shop_and_prints_its_credentials(tmp_path: Path) -> None:
+    port = free_port()
+    db_url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
+    command = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port),
+               "--database-url", db_url]
+    for attempt in range(2):  # the credentials are printed again on a restart
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True)
+        try:
+            lines = []
+            for line in process.stdout:
+                lines.append(line)
+                if "SEQR gateway on" in line:
+                    break
+            output = "".join(lines)
+            assert "reseller id (initiatorPrincipalId/id): demo-shop" in output
+            assert "password: demo-password" in output
+            server = GatewayServer.__new__(GatewayServer)
+            server.endpoint = f"http://127.0.0.1:{port}/extclientproxy/service/v2"
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    soap = _soap(server)
+                    answer = soap.markTransactionPeriod(
+                        reseller_context("demo-shop", "9900", "demo-password"), None)
+                    break
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+            assert answer.resultCode == 0
+            first = poll_report(lambda: soap.executeReport(
+                reseller_context("demo-shop", "9900", "demo-password"), "STD_RECON_001", "en",
+                _params(transactionPeriodId=answer.transactionPeriodId)), timeout=20)
+            assert first.resultCode == 0  # the default report delay of 2 s, then ready
+        finally:
+            process.terminate()
+            process.wait(15)
+
+
+def test_add_reseller_creates_a_shop_that_can_log_in(tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "add-reseller", "--database-url", db_url,
+         "--id", "4711", "--user-id", "9900", "--password", "s3cret", "--name", "Store 111"],
+        capture_output=True, text=True, env={**os.environ},
+    )
+    assert result.returncode == 0, result.stderr
+    gateway = GatewayServer(tmp_path, db_url=db_url).start()
+    try:
+        soap = _soap(gateway)
+        assert soap.markTransactionPeriod(
+            reseller_context("4711", "9900", "s3cret"), None).resultCode == 0
+        assert soap.markTransactionPeriod(
+            reseller_context("4711", "9900", "wrong"), None).resultCode == 20
+    finally:
+        gateway.stop()
