@@ -23,7 +23,7 @@ def env_int(name: str, default: int) -> int:
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
-    #: the least time between queuing a report and it being ready, like the real service's few seconds
+    #: least time between queuing a report and it being ready (the real service took a few seconds)
     report_delay: float = 2.0
     #: request bodies above this many bytes are refused before they are parsed
     max_body_bytes: int = 1024 * 1024

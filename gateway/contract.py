@@ -393,7 +393,7 @@ class ERSWSExternalClientService(ServiceBase):
     # --- reconciliation ---
 
     @operation(Context, ParameterMap, returns=ErswsMarkTransactionPeriodResponse)
-    def markTransactionPeriod(ctx, context, parameters):  # noqa: N802, N805
+    def markTransactionPeriod(ctx, context, parameters):
         def call() -> dict[str, Any]:
             period_id = _gateway(ctx).mark_transaction_period(
                 credentials(context), to_parameters(parameters)
@@ -403,7 +403,7 @@ class ERSWSExternalClientService(ServiceBase):
         return respond(ErswsMarkTransactionPeriodResponse, call)
 
     @operation(Context, Unicode, Unicode, ParameterMap, returns=ErswsExecuteReportResponse)
-    def executeReport(ctx, context, reportId, language, parameters):  # noqa: N802, N803, N805
+    def executeReport(ctx, context, reportId, language, parameters):
         def call() -> dict[str, Any]:
             document = _gateway(ctx).execute_report(
                 credentials(context), reportId, to_parameters(parameters)
@@ -422,7 +422,7 @@ class ERSWSExternalClientService(ServiceBase):
     # --- terminals ---
 
     @operation(Context, Unicode, Unicode, Unicode, returns=ErswsRegisterTerminalResponse)
-    def registerTerminal(ctx, context, externalTerminalId, password, name):  # noqa: N802, N803, N805
+    def registerTerminal(ctx, context, externalTerminalId, password, name):
         def call() -> dict[str, Any]:
             terminal_id = _gateway(ctx).register_terminal(
                 credentials(context), externalTerminalId, password, name
@@ -432,89 +432,89 @@ class ERSWSExternalClientService(ServiceBase):
         return respond(ErswsRegisterTerminalResponse, call)
 
     @operation(Context, returns=ErswsResponse)
-    def unregisterTerminal(ctx, context):  # noqa: N802, N805
+    def unregisterTerminal(ctx, context):
         return respond(
             ErswsResponse, lambda: _gateway(ctx).unregister_terminal(credentials(context))
         )
 
     @operation(Context, Unicode, returns=ErswsResponse)
-    def assignSeqrId(ctx, context, seqrId):  # noqa: N802, N803, N805
+    def assignSeqrId(ctx, context, seqrId):
         return respond(
             ErswsResponse, lambda: _gateway(ctx).assign_seqr_id(credentials(context), seqrId)
         )
 
     @operation(returns=ErswsResponse)
-    def benchmarkingNop(ctx):  # noqa: N802, N805
+    def benchmarkingNop(ctx):
         return respond(ErswsResponse, lambda: None)
 
     # --- payments: the next milestone; well-formed 91 answers until then ---
 
     @operation(Context, Invoice, many(CustomerToken), returns=ErswsSendInvoiceResponse)
-    def sendInvoice(ctx, context, invoice, tokens):  # noqa: N802, N805
+    def sendInvoice(ctx, context, invoice, tokens):
         return unsupported(ErswsSendInvoiceResponse, "sendInvoice")
 
     @operation(Context, Unicode, Invoice, many(CustomerToken), returns=ErswsResponse)
-    def updateInvoice(ctx, context, invoiceReference, invoice, tokens):  # noqa: N802, N803, N805
+    def updateInvoice(ctx, context, invoiceReference, invoice, tokens):
         return unsupported(ErswsResponse, "updateInvoice")
 
     @operation(Context, Unicode, field(Integer32, 1), returns=ErswsPaymentStatusResponse)
-    def getPaymentStatus(ctx, context, invoiceReference, invoiceVersion):  # noqa: N802, N803, N805
+    def getPaymentStatus(ctx, context, invoiceReference, invoiceVersion):
         return unsupported(ErswsPaymentStatusResponse, "getPaymentStatus")
 
     @operation(Context, Unicode, returns=ErswsResponse)
-    def cancelInvoice(ctx, context, invoiceReference):  # noqa: N802, N803, N805
+    def cancelInvoice(ctx, context, invoiceReference):
         return unsupported(ErswsResponse, "cancelInvoice")
 
     @operation(Context, Unicode, returns=ErswsResponse)
-    def commitReservation(ctx, context, invoiceReference):  # noqa: N802, N803, N805
+    def commitReservation(ctx, context, invoiceReference):
         return unsupported(ErswsResponse, "commitReservation")
 
     @operation(Context, Unicode, ReceiptDocument, returns=ErswsResponse)
-    def submitPaymentReceipt(ctx, context, ersReference, receiptDocument):  # noqa: N802, N803, N805
+    def submitPaymentReceipt(ctx, context, ersReference, receiptDocument):
         return unsupported(ErswsResponse, "submitPaymentReceipt")
 
     @operation(Context, Unicode, Invoice, returns=ErswsResponse)
-    def refundPayment(ctx, context, ersReference, invoice):  # noqa: N802, N803, N805
+    def refundPayment(ctx, context, ersReference, invoice):
         return unsupported(ErswsResponse, "refundPayment")
 
     # --- principals ---
 
     @operation(Context, PrincipalId, returns=ErswsPrincipalInformationResponse)
-    def requestPrincipalInformation(ctx, context, principalId):  # noqa: N802, N803, N805
+    def requestPrincipalInformation(ctx, context, principalId):
         return unsupported(ErswsPrincipalInformationResponse, "requestPrincipalInformation")
 
     @operation(Context, PrincipalId, Unicode, returns=ErswsResponse)
-    def changePrincipalPassword(ctx, context, principalId, newPassword):  # noqa: N802, N803, N805
+    def changePrincipalPassword(ctx, context, principalId, newPassword):
         return unsupported(ErswsResponse, "changePrincipalPassword")
 
     # --- outside a merchant's interface: always 91 ---
 
     @operation(Context, PrincipalId, PrincipalId, Unicode, returns=ErswsResponse)
-    def confirmCustomerRegistration(  # noqa: N802
-        ctx, context, principalId, secondaryPrincipalId, registrationReference  # noqa: N803, N805
+    def confirmCustomerRegistration(
+        ctx, context, principalId, secondaryPrincipalId, registrationReference
     ):
         return unsupported(ErswsResponse, "confirmCustomerRegistration")
 
     @operation(Context, PrincipalId, PrincipalId, PrincipalAccountSpecifier,
                PrincipalAccountSpecifier, many(PurchaseOrderRow), returns=ErswsPurchaseResponse)
-    def requestPurchase(  # noqa: N802
-        ctx, context, senderPrincipalId, receiverPrincipalId,  # noqa: N803, N805
-        senderAccountSpecifier, receiverAccountSpecifier, purchaseOrder,  # noqa: N803
+    def requestPurchase(
+        ctx, context, senderPrincipalId, receiverPrincipalId,
+        senderAccountSpecifier, receiverAccountSpecifier, purchaseOrder,
     ):
         return unsupported(ErswsPurchaseResponse, "requestPurchase")
 
     @operation(Context, PrincipalId, PrincipalId, PrincipalAccountSpecifier,
                PrincipalAccountSpecifier, Unicode, Amount, returns=ErswsTopupResponse)
-    def requestTopup(  # noqa: N802
-        ctx, context, senderPrincipalId, topupPrincipalId,  # noqa: N803, N805
-        senderAccountSpecifier, topupAccountSpecifier, productId, amount,  # noqa: N803
+    def requestTopup(
+        ctx, context, senderPrincipalId, topupPrincipalId,
+        senderAccountSpecifier, topupAccountSpecifier, productId, amount,
     ):
         return unsupported(ErswsTopupResponse, "requestTopup")
 
     @operation(Context, PrincipalId, PrincipalId, PrincipalAccountSpecifier,
                PrincipalAccountSpecifier, Unicode, Amount, returns=ErswsTransferResponse)
-    def requestTransfer(  # noqa: N802
-        ctx, context, senderPrincipalId, receiverPrincipalId,  # noqa: N803, N805
-        senderAccountSpecifier, receiverAccountSpecifier, productId, amount,  # noqa: N803
+    def requestTransfer(
+        ctx, context, senderPrincipalId, receiverPrincipalId,
+        senderAccountSpecifier, receiverAccountSpecifier, productId, amount,
     ):
         return unsupported(ErswsTransferResponse, "requestTransfer")

@@ -4,7 +4,7 @@ from gateway.resultcodes import ResultCode
 
 
 class SeqrError(Exception):
-    """A business answer other than SUCCESS. The SOAP layer turns it into a response, not a fault."""
+    """A business answer other than SUCCESS; the SOAP layer makes it a response, not a fault."""
 
     def __init__(self, code: ResultCode, detail: str | None = None) -> None:
         super().__init__(code.describe(detail))
@@ -16,6 +16,6 @@ class SeqrError(Exception):
         return self.code.describe(self.detail)
 
 
-class ReportNotReady(SeqrError):
+class ReportNotReadyError(SeqrError):
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(ResultCode.REPORT_NOT_READY, detail)

@@ -29,7 +29,10 @@ class ClosedPeriod:
 
 
 def open_scope(session: Session, reseller_id: str, terminal_id: str | None = None) -> PeriodScope:
-    key = PeriodScope.terminal_key(terminal_id) if terminal_id else PeriodScope.shop_key(reseller_id)
+    if terminal_id:
+        key = PeriodScope.terminal_key(terminal_id)
+    else:
+        key = PeriodScope.shop_key(reseller_id)
     scope = PeriodScope(key=key, reseller_id=reseller_id, terminal_id=terminal_id, open_period_id=0)
     session.add(scope)
     session.flush()

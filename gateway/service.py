@@ -44,7 +44,7 @@ class Gateway:
     def execute_report(
         self, creds: Credentials | None, report_id: str | None, parameters: Parameters
     ) -> reports.ReportDocumentOut:
-        """The document once ready; until then `ReportNotReady` (2), after queuing the job."""
+        """The document once ready; until then `ReportNotReadyError` (2), after queuing the job."""
         with self.db.read() as session:
             principal = authenticate(session, creds)
             scope = reports.resolve(session, principal, report_id, parameters)

@@ -65,7 +65,9 @@ def assign_seqr_id(session: Session, principal: Principal, seqr_id: str | None) 
         raise SeqrError(ResultCode.INVALID_SEQR_ID, "a SEQR ID is 1 to 64 letters and digits")
     holder = session.scalar(select(Terminal.id).where(Terminal.seqr_id == seqr_id))
     if holder is not None and holder != terminal_id:
-        raise SeqrError(ResultCode.INVALID_SEQR_ID, f"SEQR ID {seqr_id} belongs to another terminal")
+        raise SeqrError(
+            ResultCode.INVALID_SEQR_ID, f"SEQR ID {seqr_id} belongs to another terminal"
+        )
     terminal = session.get(Terminal, terminal_id)
     assert terminal is not None
     terminal.seqr_id = seqr_id

@@ -10,7 +10,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from wsgiref.util import setup_testing_defaults
@@ -19,11 +18,10 @@ import pytest
 import requests
 from lxml import etree
 
-from gateway import ledger, shops
+from gateway import shops
 from gateway.app import GatewayApp, create_app
 from gateway.config import Settings
 from storage.database import Database
-from storage.models import Terminal
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "seqr"
 if not SHARED.exists():  # CI clones next to shared/ too, but be explicit when it is not
@@ -77,15 +75,6 @@ def make_shop(db: Database, password: str = "secret-pw") -> Shop:
     return Shop(reseller_id, "9900", password)
 
 
-def record(db: Database, terminal_id: str, kind: str, amount: str, cashier: str | None = None) -> str:
-    """A completed sale or refund, as the payment lifecycle will record it; its ersReference."""
-    with db.write() as session:
-        terminal = session.get(Terminal, terminal_id)
-        assert terminal is not None
-        txn = ledger.record_transaction(session, terminal, kind, Decimal(amount), "SEK", cashier)
-        return txn.ers_reference
-
-
 class GatewayServer:
     """`seqr-gateway serve` in a subprocess, on a free port, with its own database."""
 
@@ -110,9 +99,9 @@ class GatewayServer:
         ]
 
     def start(self) -> "GatewayServer":
-        self.log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
-                                        env=self.env)
+        with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT,
+                                            env=self.env)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -133,7 +122,6 @@ class GatewayServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self.log.close()
 
     def restart(self) -> "GatewayServer":
         """Stop, and start again on the same database (on a fresh port)."""

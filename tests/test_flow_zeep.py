@@ -44,7 +44,8 @@ def test_register_close_and_fetch_every_report(server: GatewayServer, shop: Shop
         assert len(answer.terminalId) == 32 and int(answer.terminalId, 16) >= 0
         tills.append(answer.terminalId)
     for i, till in enumerate(tills):
-        answer = soap.assignSeqrId(terminal_context(till, "till-pw"), f"TILL{shop.reseller_id[-6:]}{i}")
+        sticker = f"TILL{shop.reseller_id[-6:]}{i}"
+        answer = soap.assignSeqrId(terminal_context(till, "till-pw"), sticker)
         assert answer.resultCode == 0, answer.resultDescription
 
     journal = Journal()

@@ -6,10 +6,18 @@ import sys
 import time
 from pathlib import Path
 
+import requests
 import zeep
 
 from client import BINDING
-from tests.conftest import OFFICIAL_WSDL, GatewayServer, free_port, make_shop, reseller_context
+from tests.conftest import (
+    OFFICIAL_WSDL,
+    SOAP_PATH,
+    GatewayServer,
+    free_port,
+    make_shop,
+    reseller_context,
+)
 from tests.flows import poll_report
 
 
@@ -61,41 +69,48 @@ def test_reports_come_from_a_separate_worker_process_and_survive_restarts(tmp_pa
         gateway.stop()
 
 
+def _wait_healthy(base: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if requests.get(base + "/health", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
+
+
 def test_serve_seeds_a_demo_shop_and_prints_its_credentials(tmp_path: Path) -> None:
+    """The README's first command, on a new database: demo shop seeded, credentials printed
+    (again on a restart), and the default 2 s report delay before a report is ready."""
     port = free_port()
-    db_url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
+    base = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port),
-               "--database-url", db_url]
-    for attempt in range(2):  # the credentials are printed again on a restart
+               "--database-url", f"sqlite:///{tmp_path / 'demo.sqlite3'}"]
+    demo = reseller_context("demo-shop", "9900", "demo-password")
+    for _start in ("first", "restart"):
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                    text=True)
         try:
-            lines = []
+            banner = []
             for line in process.stdout:
-                lines.append(line)
+                banner.append(line)
                 if "SEQR gateway on" in line:
                     break
-            output = "".join(lines)
+            output = "".join(banner)
             assert "reseller id (initiatorPrincipalId/id): demo-shop" in output
             assert "password: demo-password" in output
-            server = GatewayServer.__new__(GatewayServer)
-            server.endpoint = f"http://127.0.0.1:{port}/extclientproxy/service/v2"
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    soap = _soap(server)
-                    answer = soap.markTransactionPeriod(
-                        reseller_context("demo-shop", "9900", "demo-password"), None)
-                    break
-                except Exception:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.2)
+            _wait_healthy(base)
+            soap = zeep.Client(str(OFFICIAL_WSDL)).create_service(BINDING, base + SOAP_PATH)
+            mark = soap.markTransactionPeriod(demo, None)
+            assert mark.resultCode == 0
+            started = time.monotonic()
+            answer = poll_report(lambda soap=soap, mark=mark: soap.executeReport(
+                demo, "STD_RECON_001", "en",
+                _params(transactionPeriodId=mark.transactionPeriodId)))
             assert answer.resultCode == 0
-            first = poll_report(lambda: soap.executeReport(
-                reseller_context("demo-shop", "9900", "demo-password"), "STD_RECON_001", "en",
-                _params(transactionPeriodId=answer.transactionPeriodId)), timeout=20)
-            assert first.resultCode == 0  # the default report delay of 2 s, then ready
+            assert time.monotonic() - started >= 2.0
         finally:
             process.terminate()
             process.wait(15)

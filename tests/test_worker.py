@@ -58,7 +58,7 @@ def test_not_ready_until_a_worker_renders_then_always_the_same_document(tmp_path
 
 
 def test_report_delay_is_the_least_time_before_ready(tmp_path: Path) -> None:
-    db, config, gateway, period = _setup(tmp_path)
+    db, config, _, period = _setup(tmp_path)
     slow = Gateway(db, Settings(database_url=db.url, report_delay=0.5))
     assert _code(lambda: _ask(slow, period)) == ResultCode.REPORT_NOT_READY
     worker = ReportWorker(db, config)
@@ -151,7 +151,7 @@ def test_a_render_that_fails_once_still_becomes_ready(
 def test_each_report_and_terminal_is_its_own_job(tmp_path: Path) -> None:
     db, config, gateway, period = _setup(tmp_path)
     for report in ("STD_RECON_001", "STD_RECON_002", "STD_RECON_003", "STD_RECON_004"):
-        _code(lambda: _ask(gateway, period, report))
+        _code(lambda report=report: _ask(gateway, period, report))
     worker = ReportWorker(db, config)
     while worker.run_once():
         pass

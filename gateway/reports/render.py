@@ -45,14 +45,13 @@ class ReportScope:
 def render(session: Session, scope: ReportScope, generated_at: datetime, out: IO[bytes]) -> None:
     spec = scope.spec
     out.write(XML_DECLARATION)
-    with etree.xmlfile(out, encoding="UTF-8") as xf:
-        with xf.element(spec.root):
+    with etree.xmlfile(out, encoding="UTF-8") as xf, xf.element(spec.root):
+        xf.write("\n")
+        xf.write(_meta(scope, generated_at))
+        for row in _rows(session, scope):
             xf.write("\n")
-            xf.write(_meta(scope, generated_at))
-            for row in _rows(session, scope):
-                xf.write("\n")
-                xf.write(row)
-            xf.write("\n")
+            xf.write(row)
+        xf.write("\n")
     out.write(b"\n")
 
 

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.auth import Principal
-from gateway.errors import ReportNotReady, SeqrError
+from gateway.errors import ReportNotReadyError, SeqrError
 from gateway.parameters import TERMINAL_ID, TRANSACTION_PERIOD_ID, Parameters
 from gateway.reports.catalog import ReportSpec, lookup
 from gateway.reports.render import ReportScope
@@ -78,7 +78,7 @@ def answer(session: Session, job: ReportJob) -> ReportDocumentOut:
         return ReportDocumentOut(document.title, document.mime_type, document.content)
     if job.status == ReportJob.FAILED:
         raise SeqrError(ResultCode.SYSTEM_ERROR, f"report could not be rendered: {job.last_error}")
-    raise ReportNotReady(f"{job.report_id} is being generated; ask again in a few seconds")
+    raise ReportNotReadyError(f"{job.report_id} is being generated; ask again in a few seconds")
 
 
 def find(session: Session, scope: ReportScope) -> ReportJob | None:
