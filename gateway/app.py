@@ -62,9 +62,11 @@ class GatewayApp:
             if environ.get("QUERY_STRING", "").lower() in ("wsdl", "wsdl="):
                 body = served_wsdl(request_uri(environ, include_query=False))
                 return _send(start_response, "200 OK", "text/xml; charset=utf-8", body)
-            return _plain(start_response, "405 Method Not Allowed", "POST a SOAP envelope, or GET ?wsdl\n")
+            return _plain(start_response, "405 Method Not Allowed",
+                          "POST a SOAP envelope, or GET ?wsdl\n", [("Allow", "GET, POST")])
         if method != "POST":
-            return _plain(start_response, "405 Method Not Allowed", "POST a SOAP envelope\n")
+            return _plain(start_response, "405 Method Not Allowed", "POST a SOAP envelope\n",
+                          [("Allow", "GET, POST")])
         body = self._read_body(environ)
         if body is None:
             reason = f"request body larger than {self.settings.max_body_bytes} bytes"
@@ -73,7 +75,25 @@ class GatewayApp:
         environ["wsgi.input"] = BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         environ.setdefault("CONTENT_TYPE", "text/xml")
-        return self.soap(environ, start_response)
+        return self._soap(environ, start_response)
+
+    def _soap(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        """Spyne's answer, or a SOAP `Server` fault (logged) if anything escapes it: never an
+        HTML error page with the traceback left to the WSGI server."""
+        answer: list[Any] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            answer[:] = [status, headers]
+            return lambda data: None  # spyne never uses the legacy write()
+
+        try:
+            body = b"".join(self.soap(environ, capture))
+        except Exception:
+            log.exception("unhandled error in the SOAP layer")
+            return _send(start_response, "500 Internal Server Error", "text/xml; charset=utf-8",
+                         _fault("Server", "internal error"))
+        start_response(*answer)
+        return [body]
 
     def _read_body(self, environ: Environ) -> bytes | None:
         """The whole body, or None when it is over the limit (then it is not read at all)."""
@@ -92,18 +112,22 @@ class GatewayApp:
             with self.db.read() as session:
                 session.execute(text("SELECT 1"))
             status, report = "200 OK", {"status": "ok", "database": "ok"}
-        except Exception as error:  # reported, not raised: this is what /health is for
+        except Exception as error:  # noqa: BLE001 (reported, not raised: /health is for this)
             status, report = "503 Service Unavailable", {"status": "error", "database": str(error)}
         return _send(start_response, status, "application/json", json.dumps(report).encode())
 
 
-def _send(start_response: StartResponse, status: str, content_type: str, body: bytes) -> list[bytes]:
-    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+def _send(start_response: StartResponse, status: str, content_type: str, body: bytes,
+          extra_headers: list[tuple[str, str]] | None = None) -> list[bytes]:
+    headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+    start_response(status, headers + (extra_headers or []))
     return [body]
 
 
-def _plain(start_response: StartResponse, status: str, message: str) -> list[bytes]:
-    return _send(start_response, status, "text/plain; charset=utf-8", message.encode())
+def _plain(start_response: StartResponse, status: str, message: str,
+           extra_headers: list[tuple[str, str]] | None = None) -> list[bytes]:
+    return _send(start_response, status, "text/plain; charset=utf-8", message.encode(),
+                 extra_headers)
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> GatewayApp:

@@ -22,7 +22,11 @@ _PARSER_OPTIONS = dict(
     dtd_validation=False,
     huge_tree=False,
     remove_blank_text=True,
+    remove_comments=True,  # a comment or PI is not the operation element; drop them
+    remove_pis=True,
 )
+
+SOAP11_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 
 
 def parse_envelope(body: bytes) -> Any:
@@ -40,6 +44,27 @@ def parse_envelope(body: bytes) -> Any:
     return root
 
 
+def check_envelope(envelope: Any) -> None:
+    """A request envelope is `Envelope/[Header]/Body` holding exactly one operation element."""
+    if envelope.tag != f"{{{SOAP11_ENV}}}Envelope":
+        raise Fault(
+            "Client.SoapError",
+            f"the root element is {envelope.tag}, not a SOAP 1.1 Envelope ({SOAP11_ENV})",
+        )
+    bodies = envelope.findall(f"{{{SOAP11_ENV}}}Body")
+    if len(bodies) != 1:
+        raise Fault("Client.SoapError",
+                    f"a SOAP Envelope needs exactly one Body, this one has {len(bodies)}")
+    body = bodies[0]
+    if (body.text or "").strip() or any((child.tail or "").strip() for child in body):
+        raise Fault("Client.SoapError", "the SOAP Body holds text outside the operation element")
+    if len(body) != 1:
+        raise Fault("Client.SoapError",
+                    f"the SOAP Body must hold exactly one operation element, found {len(body)}")
+    if body[0].tag == f"{{{SOAP11_ENV}}}Fault":
+        raise Fault("Client.SoapError", "a request must be an operation, not a SOAP Fault")
+
+
 class ContractSoap11(Soap11):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, validator=None, **kwargs)
@@ -52,6 +77,19 @@ class ContractSoap11(Soap11):
         )
         ctx.in_document = (parse_envelope(body), {})
 
+    def decompose_incoming_envelope(self, ctx: Any, message: Any = XmlDocument.REQUEST) -> None:
+        if message is XmlDocument.REQUEST:
+            check_envelope(ctx.in_document[0])
+        super().decompose_incoming_envelope(ctx, message)
+
+    def deserialize(self, ctx: Any, message: Any) -> None:
+        """Schema-valid values Python cannot hold (e.g. a dateTime at 24:00:00) are the
+        client's problem too: a Client fault, not an unhandled error."""
+        try:
+            super().deserialize(ctx, message)
+        except (ValueError, ArithmeticError) as error:
+            raise Fault("Client.ValidationError", f"a value cannot be read: {error}") from None
+
     def validate_body(self, ctx: Any, message: Any) -> None:
         if message is not XmlDocument.REQUEST:
             return
@@ -63,4 +101,6 @@ class ContractSoap11(Soap11):
             errors = "; ".join(
                 f"line {e.line}: {e.message}" for e in list(schema.error_log)[:5]
             )
-            raise Fault("Client.SchemaValidationError", f"request does not match the WSDL: {errors}")
+            raise Fault(
+                "Client.SchemaValidationError", f"request does not match the WSDL: {errors}"
+            )
