@@ -17,6 +17,7 @@ from spyne import (
     DateTime,
     Decimal,
     Enum,
+    Integer,
     Integer32,
     Long,
     ServiceBase,
@@ -37,8 +38,16 @@ NS = "http://external.interfaces.ers.seamless.com/"
 
 
 def field(kind: Any, min_occurs: int = 0, max_occurs: Any = 1) -> Any:
-    """An unqualified element of the contract (no xsi:nil: absent means not given)."""
-    return kind.customize(sub_ns="", min_occurs=min_occurs, max_occurs=max_occurs, nillable=False)
+    """An unqualified element of the contract (no xsi:nil: absent means not given).
+
+    A required number (`resultCode`, `version`, ...: minOccurs 1, not nillable) is a Java
+    primitive in the official service, always sent and 0 unless set. It defaults to 0 here
+    too: left None, Spyne would send `<version xsi:nil="true"/>`, which the schema forbids.
+    (`default_factory`, not `default`: it fills instances without touching Spyne's schema.)
+    """
+    extra = {"default_factory": int} if min_occurs >= 1 and issubclass(kind, Integer) else {}
+    return kind.customize(sub_ns="", min_occurs=min_occurs, max_occurs=max_occurs,
+                          nillable=False, **extra)
 
 
 def many(kind: Any) -> Any:

@@ -1,0 +1,298 @@
+"""Every wire sample of ../shared/seqr/samples, posted byte for byte, and the raw answers.
+
+A sample is the documentation's own envelope (`ext:` prefix, unqualified children, empty
+Header); only its upper-case placeholders are replaced. The answers are checked as bytes
+parsed by lxml, not through a SOAP client: SOAP 1.1 envelope, one `<opResponse>` in the
+service namespace, `<return>` and everything below it without a namespace, elements in the
+official order, and the whole payload valid against the official WSDL's schema.
+"""
+
+import base64
+import binascii
+import re
+import time
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import requests
+from lxml import etree
+
+from gateway import ledger
+from storage.database import Database
+from storage.models import Terminal, Transaction
+from tests.conftest import (
+    NS,
+    PERIOD_RE,
+    SAMPLES,
+    SOAP_ENV,
+    GatewayServer,
+    Shop,
+    context_xml,
+    envelope,
+)
+from tests.test_contract_types import all_fields, official_schema, official_xml_schema, type_name
+from wsdl import report_schema
+
+SAMPLE_NAMES = sorted(p.name for p in SAMPLES.glob("*.xml"))
+REPORT_SAMPLE = re.compile(r"^executeReport-(STD_RECON_00\d)\.xml$")
+TERMINAL_REPORTS = {"STD_RECON_006", "STD_RECON_007"}
+TERMINAL_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+PLACEHOLDERS = ("RESELLER_ID", "RESELLER_PASSWORD", "TERMINAL_ID", "TRANSACTION_PERIOD_ID")
+SALES = (("93.31", "cashier-1"), ("6.69", None))  # recorded before the periods are marked
+
+
+# --- checks on raw responses, shared with test_operations.py ------------------------------
+
+
+def assert_return_order(operation: str, ret: Any) -> None:
+    """`<return>`'s children follow the official type: ersReference?, resultCode,
+    resultDescription?, then the extension's fields, each where the schema puts it."""
+    names = [child.tag for child in ret]
+    assert re.fullmatch(r"(ersReference,)?resultCode(,resultDescription)?(,.*)?",
+                        ",".join(names)), names
+    schema = official_schema()
+    (wrapper,) = schema["complexTypes"][type_name(schema["elements"][f"{operation}Response"])][
+        "fields"]
+    assert wrapper[0] == "return"
+    fields = all_fields(schema, type_name(wrapper[1]))
+    assert [f[0] for f in fields[:3]] == ["ersReference", "resultCode", "resultDescription"]
+    position, matched = 0, set()
+    for name in names:
+        while position < len(fields) and fields[position][0] != name:
+            assert fields[position][2] == 0, f"required {fields[position][0]} missing: {names}"
+            position += 1
+        assert position < len(fields), f"{name} out of order or unknown: {names}"
+        matched.add(name)
+        if fields[position][3] != "unbounded":  # a repeatable field may come again
+            position += 1
+    missing = [f[0] for f in fields[position:] if f[2] > 0 and f[0] not in matched]
+    assert not missing, f"required {missing} missing: {names}"
+
+
+def check_response(response: Any, operation: str) -> Any:
+    """The raw HTTP answer of `operation`, checked on the wire; its `<return>` element."""
+    assert response.status_code == 200, response.content
+    assert response.headers["Content-Type"].startswith("text/xml"), response.headers
+    root = etree.fromstring(response.content)
+    assert root.tag == f"{{{SOAP_ENV}}}Envelope"
+    bodies = root.findall(f"{{{SOAP_ENV}}}Body")
+    assert len(bodies) == 1
+    payloads = [child for child in bodies[0] if isinstance(child.tag, str)]
+    assert len(payloads) == 1, [c.tag for c in payloads]
+    payload = payloads[0]
+    assert payload.tag == f"{{{NS}}}{operation}Response"
+    children = [child for child in payload if isinstance(child.tag, str)]
+    assert [child.tag for child in children] == ["return"]  # no namespace
+    ret = children[0]
+    for node in ret.iter():
+        if isinstance(node.tag, str):
+            assert etree.QName(node).namespace is None, f"qualified {node.tag}"
+            assert dict(node.attrib) == {}, f"{node.tag} carries {dict(node.attrib)}"
+    schema = official_xml_schema()
+    assert schema.validate(payload), schema.error_log
+    assert_return_order(operation, ret)
+    return ret
+
+
+def child_text(element: Any, name: str) -> str | None:
+    found = element.find(name)
+    return None if found is None else found.text
+
+
+def result(ret: Any) -> tuple[int, str]:
+    return int(child_text(ret, "resultCode") or "-1"), child_text(ret, "resultDescription") or ""
+
+
+# --- flows ---------------------------------------------------------------------------------
+
+
+def record_sale(db: Database, terminal_id: str, amount: str, cashier: str | None) -> None:
+    """A completed sale, stored as the payment lifecycle will store it."""
+    with db.write() as session:
+        terminal = session.get(Terminal, terminal_id)
+        assert terminal is not None
+        ledger.record_transaction(session, terminal, Transaction.SALE, Decimal(amount), "SEK",
+                                  cashier)
+
+
+def post_sample(server: GatewayServer, name: str, **values: str) -> Any:
+    """A sample with its placeholders replaced, posted as the documentation says: the bytes
+    of the file, `Content-Type: text/xml`, an empty SOAPAction."""
+    body = (SAMPLES / name).read_bytes()  # byte for byte: no newline or encoding translation
+    for placeholder, value in values.items():
+        body = body.replace(placeholder.encode(), value.encode())
+    for placeholder in PLACEHOLDERS:
+        assert placeholder.encode() not in body, f"{placeholder} left in {name}"
+    headers = {"Content-Type": "text/xml", "SOAPAction": '""'}
+    return requests.post(server.endpoint, data=body, headers=headers, timeout=30)
+
+
+def credentials(shop: Shop) -> dict[str, str]:
+    return {"RESELLER_ID": shop.reseller_id, "RESELLER_PASSWORD": shop.password}
+
+
+def register_terminal(server: GatewayServer, shop: Shop) -> str:
+    inner = (context_xml(shop.reseller_id, password=shop.password)
+             + "<externalTerminalId>Store 111/Till 4</externalTerminalId>"
+             "<password>till-pw</password><name>Till 4</name>")
+    ret = check_response(server.post(envelope("registerTerminal", inner)), "registerTerminal")
+    assert result(ret) == (0, "SUCCESS")
+    terminal_id = child_text(ret, "terminalId")
+    assert terminal_id is not None and TERMINAL_ID_RE.match(terminal_id)
+    return terminal_id
+
+
+def mark(server: GatewayServer, name: str, **values: str) -> str:
+    """Post a markTransactionPeriod sample; the new period's id."""
+    ret = check_response(post_sample(server, name, **values), "markTransactionPeriod")
+    assert result(ret) == (0, "SUCCESS")
+    period = child_text(ret, "transactionPeriodId")
+    assert period is not None and PERIOD_RE.match(period), period
+    assert child_text(ret, "ersReference") == period
+    return period
+
+
+def prepare(server: GatewayServer, shop: Shop) -> tuple[str, str, str]:
+    """A terminal with two sales, then both samples' periods: (terminal, shop, terminal period)."""
+    terminal_id = register_terminal(server, shop)
+    for amount, cashier in SALES:
+        record_sale(server.db, terminal_id, amount, cashier)
+    shop_period = mark(server, "markTransactionPeriod-shop.xml", **credentials(shop))
+    terminal_period = mark(server, "markTransactionPeriod-terminal.xml",
+                           TERMINAL_ID=terminal_id, **credentials(shop))
+    assert shop_period != terminal_period
+    return terminal_id, shop_period, terminal_period
+
+
+def poll_report(server: GatewayServer, name: str, **values: str) -> Any:
+    """executeReport until ready: first 2 REPORT_NOT_READY, then 0 within 20 s."""
+    ret = check_response(post_sample(server, name, **values), "executeReport")
+    code, description = result(ret)
+    assert code == 2 and description.startswith("REPORT_NOT_READY"), (code, description)
+    assert ret.find("report") is None
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        ret = check_response(post_sample(server, name, **values), "executeReport")
+        code, description = result(ret)
+        if code != 2:
+            break
+    assert (code, description) == (0, "SUCCESS")
+    return ret
+
+
+def check_report(ret: Any, report_id: str, period: str, shop: Shop,
+                 terminal_id: str | None) -> Any:
+    """The `report` of a ready answer; its parsed document."""
+    report = ret.find("report")
+    assert report is not None
+    assert [c.tag for c in report] == ["title", "mimeType", "content", "contentString"]
+    assert child_text(report, "title") == f"{report_id}_{period}.xml"
+    assert child_text(report, "mimeType") == "text/html"
+    encoded = "".join((child_text(report, "content") or "").split())
+    try:
+        content = base64.b64decode(encoded, validate=True)
+    except binascii.Error as error:
+        pytest.fail(f"content is not base64: {error}")
+    assert content == (child_text(report, "contentString") or "").encode("utf-8")
+    assert content.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
+    document = etree.fromstring(content)  # well-formed, or this raises
+    xsd = report_schema(report_id)
+    assert xsd.validate(document), xsd.error_log
+
+    meta = document.find("Meta")
+    assert child_text(meta, "ResellerId") == shop.reseller_id
+    assert child_text(meta, "TransactionPeriodId") == period
+    assert child_text(meta, "TerminalId") == terminal_id
+    rows = document.findall("Row")
+    totals = [r.findtext("SalesAmount") or r.findtext("SalesTotal") for r in rows]
+    assert sum(Decimal(t) for t in totals) == sum(Decimal(a) for a, _ in SALES)
+    return document
+
+
+# --- the samples -------------------------------------------------------------------------
+
+
+def test_samples_are_there() -> None:
+    assert any(n.startswith("markTransactionPeriod-") for n in SAMPLE_NAMES)
+    assert sum(bool(REPORT_SAMPLE.match(n)) for n in SAMPLE_NAMES) >= 6
+    for name in SAMPLE_NAMES:  # as the documentation shows them: unqualified children
+        root = etree.fromstring((SAMPLES / name).read_bytes())
+        operation = root.find(f"{{{SOAP_ENV}}}Body")[0]
+        assert etree.QName(operation).namespace == NS
+        assert all(etree.QName(n).namespace is None for n in operation.iterdescendants())
+
+
+def _cases() -> list[Any]:
+    cases = []
+    for name in SAMPLE_NAMES:
+        match = REPORT_SAMPLE.match(name)
+        if match and match.group(1) in TERMINAL_REPORTS:
+            # the per-terminal flow, and a shop period narrowed to the terminal
+            cases += [pytest.param(name, "terminal", id=f"{name}-terminal-period"),
+                      pytest.param(name, "shop", id=f"{name}-shop-period")]
+        else:
+            cases.append(pytest.param(name, "shop", id=name))
+    return cases
+
+
+@pytest.mark.parametrize(("name", "period_scope"), _cases())
+def test_sample(server: GatewayServer, shop: Shop, name: str, period_scope: str) -> None:
+    terminal_id, shop_period, terminal_period = prepare(server, shop)
+    if name.startswith("markTransactionPeriod-"):
+        # prepare() posted both already; post this one again: it closes the next period
+        values = {"TERMINAL_ID": terminal_id, **credentials(shop)}
+        again = mark(server, name, **values)
+        assert again not in (shop_period, terminal_period)
+        return
+    match = REPORT_SAMPLE.match(name)
+    if match is None:
+        pytest.fail(f"no expectation for sample {name}: teach this test about it")
+    report_id = match.group(1)
+    period = terminal_period if period_scope == "terminal" else shop_period
+    values = {"TERMINAL_ID": terminal_id, "TRANSACTION_PERIOD_ID": period, **credentials(shop)}
+    ret = poll_report(server, name, **values)
+    document = check_report(ret, report_id, period, shop,
+                            terminal_id if report_id in TERMINAL_REPORTS else None)
+    # later calls: the same document
+    again = check_response(post_sample(server, name, **values), "executeReport")
+    assert result(again) == (0, "SUCCESS")
+    assert again.findtext("report/content") == ret.findtext("report/content")
+    assert document.getroottree().docinfo.encoding == "UTF-8"
+
+
+class _Canned:
+    """A stand-in HTTP response, to show check_response() refuses what real clients refuse."""
+
+    def __init__(self, body: str) -> None:
+        self.status_code = 200
+        self.headers = {"Content-Type": "text/xml; charset=utf-8"}
+        self.content = body.encode()
+
+
+def _canned(payload: str) -> _Canned:
+    return _Canned(f'<s:Envelope xmlns:s="{SOAP_ENV}" xmlns:tns="{NS}"><s:Body>'
+                   f"{payload}</s:Body></s:Envelope>")
+
+
+@pytest.mark.parametrize(("payload", "complaint"), [
+    ("<tns:benchmarkingNopResponse><tns:return><resultCode>0</resultCode></tns:return>"
+     "</tns:benchmarkingNopResponse>", "return"),
+    ("<tns:benchmarkingNopResponse><return><tns:resultCode>0</tns:resultCode></return>"
+     "</tns:benchmarkingNopResponse>", "qualified"),
+    ("<benchmarkingNopResponse><return><resultCode>0</resultCode></return>"
+     "</benchmarkingNopResponse>", "Response"),
+    ("<tns:benchmarkingNopResponse><return><resultDescription>SUCCESS</resultDescription>"
+     "<resultCode>0</resultCode></return></tns:benchmarkingNopResponse>", "resultCode"),
+    ("<tns:markTransactionPeriodResponse><return><resultCode>0</resultCode>"
+     "<transactionPeriodId>1</transactionPeriodId><ersReference>1</ersReference></return>"
+     "</tns:markTransactionPeriodResponse>", "ersReference"),
+])
+def test_check_response_refuses_misshapen_answers(payload: str, complaint: str) -> None:
+    operation = "markTransactionPeriod" if "markTransaction" in payload else "benchmarkingNop"
+    with pytest.raises(AssertionError, match=complaint):
+        check_response(_canned(payload), operation)
+    good = ("<tns:benchmarkingNopResponse><return><resultCode>0</resultCode>"
+            "<resultDescription>SUCCESS</resultDescription></return></tns:benchmarkingNopResponse>")
+    assert result(check_response(_canned(good), "benchmarkingNop")) == (0, "SUCCESS")
