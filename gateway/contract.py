@@ -24,7 +24,7 @@ from spyne import (
     Unicode,
     rpc,
 )
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from gateway.auth import Credentials
 from gateway.errors import SeqrError
@@ -364,18 +364,22 @@ def respond(response: type[ErswsResponse], call: Callable[[], dict[str, Any] | N
     except SeqrError as error:
         return response(resultCode=int(error.code), resultDescription=error.description)
     except DBAPIError as error:
-        if "locked" in str(error.orig).lower():
-            code = ResultCode.SYSTEM_BUSY
-        elif error.connection_invalidated:
-            code = ResultCode.SERVICE_UNAVAILABLE
-        else:
-            code = ResultCode.SYSTEM_ERROR
+        code = _database_error_code(error)
         log.exception("database error")
         return response(resultCode=int(code), resultDescription=code.describe("database error"))
     except Exception:
         log.exception("unexpected error")
         code = ResultCode.SYSTEM_ERROR
         return response(resultCode=int(code), resultDescription=code.describe("internal error"))
+
+
+def _database_error_code(error: DBAPIError) -> ResultCode:
+    """Busy (93) while the database is locked, unavailable (94) while it cannot be reached."""
+    if "locked" in str(error.orig).lower():
+        return ResultCode.SYSTEM_BUSY
+    if isinstance(error, OperationalError | InterfaceError) or error.connection_invalidated:
+        return ResultCode.SERVICE_UNAVAILABLE
+    return ResultCode.SYSTEM_ERROR
 
 
 def unsupported(response: type[ErswsResponse], operation: str) -> Any:
