@@ -87,13 +87,13 @@ class GatewayApp:
             return lambda data: None  # spyne never uses the legacy write()
 
         try:
-            body = b"".join(self.soap(environ, capture))
+            body = list(self.soap(environ, capture))  # the chunks as they are: no extra copy
         except Exception:
             log.exception("unhandled error in the SOAP layer")
             return _send(start_response, "500 Internal Server Error", "text/xml; charset=utf-8",
                          _fault("Server", "internal error"))
         start_response(*answer)
-        return [body]
+        return body
 
     def _read_body(self, environ: Environ) -> bytes | None:
         """The whole body, or None when it is over the limit (then it is not read at all)."""
