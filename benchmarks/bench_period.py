@@ -418,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     from gateway.reports.render import ReportScope, render
     from storage import jobs
     from storage.database import Database
-    from storage.models import PeriodScope, ReportDocument, TransactionPeriod, utcnow
+    from storage.models import PeriodScope, TransactionPeriod, utcnow
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-period-"))
     database_url = args.database_url or f"sqlite:///{tmp / 'period.sqlite3'}"
@@ -472,8 +472,7 @@ def main(argv: list[str] | None = None) -> int:
                 warnings.append(f"{report}: the worker rendered {worker['other_jobs']} other "
                                 "jobs first (shared database); its time includes them")
             with db.read() as session:
-                document = session.get(ReportDocument, job_id)
-                documents[report] = document.content if document is not None else b""
+                documents[report] = b"".join(jobs.document_chunks(session, job_id))
             out = tmp / f"{report}.xml"
             direct = run_child(database_url, "file", public_id, report, out=out)
             for how, figures in (("worker job (claim+render+store)", worker),

@@ -10,6 +10,8 @@ import socket
 import tempfile
 import threading
 import uuid
+from datetime import datetime
+from typing import IO
 
 from gateway.config import Settings
 from gateway.reports.catalog import MIME_TYPE, REPORTS
@@ -36,24 +38,28 @@ class ReportWorker:
         claim = jobs.claim_next(self.db, self.name, s.job_lease_seconds, s.job_max_attempts)
         if claim is None:
             return False
-        try:
-            title, content, generated_at = self._render(claim.job_id)
-        except Exception as exc:  # a failing render must not kill the worker
-            log.exception("report job %s attempt %s failed", claim.job_id, claim.attempt)
-            final = jobs.fail(
-                self.db, claim, f"{type(exc).__name__}: {exc}", s.job_max_attempts,
-                retry_after=min(60.0, s.job_retry_seconds * 2 ** (claim.attempt - 1)),
-            )
-            if final:
-                log.error("report job %s failed for good", claim.job_id)
-            return True
-        if jobs.complete(self.db, claim, title, MIME_TYPE, content, generated_at):
-            log.info("report job %s ready: %s (%d bytes)", claim.job_id, title, len(content))
-        else:
-            log.warning("report job %s: lease lost, rendering discarded", claim.job_id)
+        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as out:
+            try:
+                title, generated_at = self._render(claim.job_id, out)
+            except Exception as exc:  # a failing render must not kill the worker
+                log.exception("report job %s attempt %s failed", claim.job_id, claim.attempt)
+                final = jobs.fail(
+                    self.db, claim, f"{type(exc).__name__}: {exc}", s.job_max_attempts,
+                    retry_after=min(60.0, s.job_retry_seconds * 2 ** (claim.attempt - 1)),
+                )
+                if final:
+                    log.error("report job %s failed for good", claim.job_id)
+                return True
+            size = out.tell()
+            out.seek(0)
+            if jobs.complete(self.db, claim, title, MIME_TYPE, out, generated_at):
+                log.info("report job %s ready: %s (%d bytes)", claim.job_id, title, size)
+            else:
+                log.warning("report job %s: lease lost, rendering discarded", claim.job_id)
         return True
 
-    def _render(self, job_id: int) -> tuple[str, bytes, object]:
+    def _render(self, job_id: int, out: IO[bytes]) -> tuple[str, datetime]:
+        """Write the job's document into `out`; its title and generation time."""
         with self.db.read() as session:
             job = session.get(ReportJob, job_id)
             assert job is not None
@@ -61,11 +67,8 @@ class ReportWorker:
             assert period is not None and period.public_id is not None
             spec = REPORTS[job.report_id]
             generated_at = utcnow()
-            with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as out:
-                render(session, ReportScope(spec, period, job.terminal_id), generated_at, out)
-                out.seek(0)
-                content = out.read()
-            return spec.title(period.public_id), content, generated_at
+            render(session, ReportScope(spec, period, job.terminal_id), generated_at, out)
+            return spec.title(period.public_id), generated_at
 
     def run_forever(self) -> None:
         log.info("report worker %s started", self.name)

@@ -7,15 +7,19 @@ claimed again. Completion is accepted only from the current lease holder, and th
 table allows one document per job, so at most one rendering is ever stored.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import IO
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.database import Database
-from storage.models import ReportDocument, ReportJob, utcnow
+from storage.models import ReportDocument, ReportDocumentChunk, ReportJob, utcnow
+
+CHUNK_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,9 @@ def _claimable(now: datetime):  # type: ignore[no-untyped-def]
 
 def claim_next(db: Database, owner: str, lease_seconds: float, max_attempts: int) -> Claim | None:
     """Take the oldest claimable job, or None. Jobs whose workers died too often fail."""
+    with db.read() as session:  # idle workers must not queue for SQLite's write lock
+        if session.scalar(select(ReportJob.id).where(_claimable(utcnow())).limit(1)) is None:
+            return None
     for _ in range(5):  # lost races with other workers: look again
         with db.write() as session:
             now = utcnow()
@@ -120,9 +127,11 @@ def _owned(claim: Claim):  # type: ignore[no-untyped-def]
 
 
 def complete(
-    db: Database, claim: Claim, title: str, mime_type: str, content: bytes, generated_at: datetime
+    db: Database, claim: Claim, title: str, mime_type: str, content: IO[bytes],
+    generated_at: datetime,
 ) -> bool:
-    """Store the document if the claim still holds; False if the lease was lost meanwhile."""
+    """Store the document read from `content` if the claim still holds, a chunk at a time;
+    False if the lease was lost meanwhile."""
     with db.write() as session:
         done = session.execute(
             update(ReportJob)
@@ -131,15 +140,19 @@ def complete(
         )
         if done.rowcount != 1:
             return False
-        session.add(
-            ReportDocument(
-                job_id=claim.job_id,
-                title=title,
-                mime_type=mime_type,
-                content=content,
-                generated_at=generated_at,
-            )
+        document = ReportDocument(
+            job_id=claim.job_id, title=title, mime_type=mime_type, size=0,
+            generated_at=generated_at,
         )
+        session.add(document)
+        session.flush()
+        seq = 0
+        while chunk := content.read(CHUNK_BYTES):
+            session.execute(
+                insert(ReportDocumentChunk), {"job_id": claim.job_id, "seq": seq, "data": chunk}
+            )
+            document.size += len(chunk)
+            seq += 1
     return True
 
 
@@ -164,3 +177,14 @@ def fail(db: Database, claim: Claim, error: str, max_attempts: int, retry_after:
 
 def document_of(session: Session, job_id: int) -> ReportDocument | None:
     return session.get(ReportDocument, job_id)
+
+
+def document_chunks(session: Session, job_id: int) -> Iterator[bytes]:
+    """The stored document's bytes, in order, a chunk at a time."""
+    stmt = (
+        select(ReportDocumentChunk.data)
+        .where(ReportDocumentChunk.job_id == job_id)
+        .order_by(ReportDocumentChunk.seq)
+        .execution_options(yield_per=1)
+    )
+    yield from session.scalars(stmt)

@@ -5,6 +5,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     DateTime,
     ForeignKey,
     Index,
@@ -185,12 +186,24 @@ class ReportJob(Base):
 
 
 class ReportDocument(Base):
-    """The stored rendering of a job; at most one per job, never rewritten."""
+    """The stored rendering of a job; at most one per job, never rewritten.
+
+    Its bytes are kept in `ReportDocumentChunk` rows, so that neither storing nor reading a
+    large document needs it whole in one value.
+    """
 
     __tablename__ = "report_documents"
 
     job_id: Mapped[int] = mapped_column(ForeignKey("report_jobs.id"), primary_key=True)
     title: Mapped[str] = mapped_column(String(100))
     mime_type: Mapped[str] = mapped_column(String(50))
-    content: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(BigInteger)
     generated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ReportDocumentChunk(Base):
+    __tablename__ = "report_document_chunks"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("report_documents.job_id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,5 +1,6 @@
 """The report job queue and worker: not-ready phase, leases, retries, final failure."""
 
+import io
 import time
 from pathlib import Path
 
@@ -80,7 +81,8 @@ def test_a_dead_workers_job_is_claimed_again_after_its_lease(tmp_path: Path) -> 
     assert alive.run_once()
     document = _ask(gateway, period)
     # the dead worker coming back late cannot store a second rendering
-    assert not jobs.complete(db, dead, "late", "text/html", b"<late/>", document_time(db))
+    late = io.BytesIO(b"<late/>")
+    assert not jobs.complete(db, dead, "late", "text/html", late, document_time(db))
     assert _ask(gateway, period) == document
 
 
@@ -157,3 +159,19 @@ def test_each_report_and_terminal_is_its_own_job(tmp_path: Path) -> None:
         pass
     titles = {_ask(gateway, period, r).title for r in ("STD_RECON_001", "STD_RECON_004")}
     assert titles == {f"STD_RECON_001_{period}.xml", f"STD_RECON_004_{period}.xml"}
+
+
+def test_a_document_stored_in_many_chunks_reads_back_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, config, gateway, period = _setup(tmp_path)
+    monkeypatch.setattr(jobs, "CHUNK_BYTES", 64)
+    _code(lambda: _ask(gateway, period))
+    assert ReportWorker(db, config).run_once()
+    document = _ask(gateway, period)
+    with db.read() as session:
+        stored = session.scalars(select(ReportDocument)).one()
+        chunks = list(jobs.document_chunks(session, stored.job_id))
+    assert stored.size == len(document.content) > 64
+    assert len(chunks) == -(-stored.size // 64) and b"".join(chunks) == document.content
+    assert document.content.endswith(b"</TransactionDetails>\n")

@@ -75,7 +75,8 @@ def answer(session: Session, job: ReportJob) -> ReportDocumentOut:
     if job.status == ReportJob.DONE:
         document = jobs.document_of(session, job.id)
         assert document is not None
-        return ReportDocumentOut(document.title, document.mime_type, document.content)
+        content = b"".join(jobs.document_chunks(session, job.id))
+        return ReportDocumentOut(document.title, document.mime_type, content)
     if job.status == ReportJob.FAILED:
         raise SeqrError(ResultCode.SYSTEM_ERROR, f"report could not be rendered: {job.last_error}")
     raise ReportNotReadyError(f"{job.report_id} is being generated; ask again in a few seconds")
