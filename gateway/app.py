@@ -15,6 +15,8 @@ from sqlalchemy import text
 from gateway.config import Settings
 from gateway.contract import NS, ERSWSExternalClientService
 from gateway.service import Gateway
+from gateway.simulator import PREFIX as SIMULATOR_PREFIX
+from gateway.simulator import Simulator
 from gateway.soap import ContractSoap11
 from storage.database import Database
 from wsdl import served_wsdl
@@ -41,6 +43,7 @@ class GatewayApp:
         self.db = db
         self.settings = settings
         self.gateway = Gateway(db, settings)
+        self.simulator = Simulator(db, settings) if settings.simulator else None
         application = Application(
             [ERSWSExternalClientService],
             tns=NS,
@@ -56,6 +59,8 @@ class GatewayApp:
         method = environ.get("REQUEST_METHOD", "GET")
         if path == "/health":
             return self._health(start_response)
+        if path.startswith(SIMULATOR_PREFIX) and self.simulator is not None:
+            return self.simulator(environ, start_response)
         if path.rstrip("/") not in SOAP_PATHS:
             return _plain(start_response, "404 Not Found", "no such endpoint\n")
         if method == "GET":

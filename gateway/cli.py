@@ -35,6 +35,25 @@ def _add_database(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_payment_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--unpolled-reversal-seconds", type=float,
+        default=float(_env("SEQR_UNPOLLED_REVERSAL_SECONDS", 20.0)),
+        help="reverse a PAID invoice the register has not polled within this many seconds; "
+        "0 turns it off [SEQR_UNPOLLED_REVERSAL_SECONDS, default %(default)s]",
+    )
+    parser.add_argument(
+        "--auto-pay-after", type=float, default=_optional_float("SEQR_AUTO_PAY_AFTER"),
+        help="every new invoice pays itself after this many seconds [SEQR_AUTO_PAY_AFTER, "
+        "default: never]",
+    )
+
+
+def _optional_float(name: str) -> float | None:
+    value = _env(name, None)
+    return float(value) if value is not None else None
+
+
 def _add_worker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--report-delay", type=float, default=float(_env("SEQR_REPORT_DELAY", 2.0)),
@@ -58,6 +77,10 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
         report_delay=getattr(args, "report_delay", Settings.report_delay),
         job_lease_seconds=getattr(args, "job_lease", Settings.job_lease_seconds),
         job_max_attempts=getattr(args, "job_attempts", Settings.job_max_attempts),
+        unpolled_reversal_seconds=getattr(
+            args, "unpolled_reversal_seconds", Settings.unpolled_reversal_seconds),
+        auto_pay_after=getattr(args, "auto_pay_after", None),
+        admin_token=os.environ.get("SEQR_ADMIN_TOKEN") or None,
         **overrides,
     )
 
@@ -86,10 +109,29 @@ def build_parser() -> argparse.ArgumentParser:
                        "`seqr-gateway worker` instead) [SEQR_EMBEDDED_WORKER=0]")
     serve.add_argument("--no-demo", action="store_true",
                        help="do not seed a demo shop into an empty database")
+    serve.add_argument("--no-simulator", action="store_true",
+                       default=_env("SEQR_SIMULATOR", "1") in ("0", "false", "no"),
+                       help="switch off the buyer simulator's /simulator endpoints "
+                       "[SEQR_SIMULATOR=0]; with SEQR_ADMIN_TOKEN set they demand it as a "
+                       "bearer token")
+    _add_payment_options(serve)
 
-    worker = commands.add_parser("worker", help="run a report worker process")
+    worker = commands.add_parser(
+        "worker", help="run a report worker (and the payments' housekeeping) as a process")
     _add_database(worker)
     _add_worker_options(worker)
+    _add_payment_options(worker)
+
+    simulate = commands.add_parser(
+        "simulate", help="act as the buyer on a running gateway (its /simulator endpoints)")
+    simulate.add_argument("action", choices=["pay", "fail", "reserve", "scan"])
+    simulate.add_argument("invoice_reference", nargs="?", help="the invoice to act on")
+    simulate.add_argument("--seqr-id", help="pay the open invoice of the till with this "
+                          "SEQR ID (as scanning its sticker)")
+    simulate.add_argument("--gateway-url", default=_env("SEQR_GATEWAY_URL",
+                                                        "http://127.0.0.1:8080"),
+                          help="[SEQR_GATEWAY_URL, default %(default)s]; the admin token "
+                          "comes from SEQR_ADMIN_TOKEN")
 
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
     _add_database(migrate)
@@ -110,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     handler = {
         "serve": _serve, "worker": _worker, "migrate": _migrate, "add-reseller": _add_reseller,
+        "simulate": _simulate,
     }[args.command]
     return handler(args)
 
@@ -146,7 +189,8 @@ def _serve(args: argparse.Namespace) -> int:
     from gateway.server import run_gunicorn
 
     settings = _settings(
-        args, max_body_bytes=args.max_body_bytes, embedded_worker=not args.no_worker
+        args, max_body_bytes=args.max_body_bytes, embedded_worker=not args.no_worker,
+        simulator=not args.no_simulator,
     )
     db = Database(settings.database_url)
     db.create_schema()
@@ -169,16 +213,32 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from gateway.housekeeping import Housekeeper
     from gateway.worker import ReportWorker
 
     settings = _settings(args)
     db = Database(settings.database_url)
     db.create_schema()
     worker = ReportWorker(db, settings)
-    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
-    signal.signal(signal.SIGINT, lambda *_: worker.stop())
-    worker.run_forever()
+    housekeeper = Housekeeper(db, settings)
+
+    def stop(*_: Any) -> None:
+        worker.stop()
+        housekeeper.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    housekeeping = housekeeper.start_thread()
+    worker.run_forever()  # finishes the job in hand, then returns
+    housekeeping.join(10)
     return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from gateway.simulate_client import simulate
+
+    return simulate(args.gateway_url, args.action, args.invoice_reference, args.seqr_id,
+                    os.environ.get("SEQR_ADMIN_TOKEN"))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,10 @@
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gateway.payments import PaymentRules
 
 DEFAULT_DATABASE_URL = "sqlite:///seqr-gateway.sqlite3"
 
@@ -13,6 +17,11 @@ def env_str(name: str, default: str) -> str:
 def env_float(name: str, default: float) -> float:
     raw = os.environ.get(name)
     return float(raw) if raw not in (None, "") else default
+
+
+def env_optional_float(name: str) -> float | None:
+    raw = os.environ.get(name)
+    return float(raw) if raw not in (None, "") else None
 
 
 def env_int(name: str, default: int) -> int:
@@ -37,6 +46,23 @@ class Settings:
     job_retry_seconds: float = 0.5
     #: run a report worker thread inside each gateway process
     embedded_worker: bool = True
+    #: a PAID invoice not polled within this many seconds is reversed; 0 turns the rule off
+    unpolled_reversal_seconds: float = 20.0
+    #: every new invoice pays itself after this many seconds (None: the buyer does it)
+    auto_pay_after: float | None = None
+    #: the buyer simulator's HTTP endpoints (/simulator/...)
+    simulator: bool = True
+    #: when set, the simulator's endpoints demand it as a bearer token
+    admin_token: str | None = None
+    #: notificationUrl calls: attempts, and seconds each may take
+    notification_attempts: int = 3
+    notification_timeout: float = 3.0
+
+    @property
+    def payment_rules(self) -> "PaymentRules":
+        from gateway.payments import PaymentRules
+
+        return PaymentRules(self.unpolled_reversal_seconds, self.auto_pay_after)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -49,4 +75,10 @@ class Settings:
             job_max_attempts=env_int("SEQR_JOB_MAX_ATTEMPTS", cls.job_max_attempts),
             job_retry_seconds=env_float("SEQR_JOB_RETRY_SECONDS", cls.job_retry_seconds),
             embedded_worker=env_str("SEQR_EMBEDDED_WORKER", "1") not in ("0", "false", "no"),
+            unpolled_reversal_seconds=env_float(
+                "SEQR_UNPOLLED_REVERSAL_SECONDS", cls.unpolled_reversal_seconds
+            ),
+            auto_pay_after=env_optional_float("SEQR_AUTO_PAY_AFTER"),
+            simulator=env_str("SEQR_SIMULATOR", "1") not in ("0", "false", "no"),
+            admin_token=os.environ.get("SEQR_ADMIN_TOKEN") or None,
         )

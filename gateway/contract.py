@@ -26,6 +26,7 @@ from spyne import (
 )
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from gateway import invoices, payments
 from gateway.auth import Credentials
 from gateway.errors import SeqrError
 from gateway.parameters import Parameters
@@ -351,6 +352,87 @@ def to_parameters(value: ParameterMap | None) -> Parameters:
     return Parameters((e.key, e.value) for e in entries or ())
 
 
+def principal_credentials(value: PrincipalId | None) -> Credentials | None:
+    if value is None:
+        return None
+    return Credentials(value.type, value.id, value.userId)
+
+
+def _to_amount(value: Amount | None) -> invoices.Amount | None:
+    return invoices.Amount(value.currency, value.value) if value is not None else None
+
+
+def _from_amount(value: invoices.Amount | None) -> Amount | None:
+    return Amount(currency=value.currency, value=value.value) if value is not None else None
+
+
+def _enum_text(value: Any) -> str | None:
+    """Spyne hands enumerations over as its own EnumValue objects."""
+    return None if value is None else str(value)
+
+
+def to_invoice_data(value: Invoice | None) -> invoices.InvoiceData | None:
+    if value is None:
+        return None
+    rows = value.invoiceRows.invoiceRow if value.invoiceRows is not None else None
+    return invoices.InvoiceData(
+        payment_mode=_enum_text(value.paymentMode),
+        acknowledgment_mode=_enum_text(value.acknowledgmentMode),
+        issue_date=value.issueDate,
+        title=value.title,
+        client_invoice_id=value.clientInvoiceId,
+        rows=tuple(
+            invoices.InvoiceRow(
+                description=row.itemDescription, discount=_to_amount(row.itemDiscount),
+                ean=row.itemEAN, quantity=row.itemQuantity, sku=row.itemSKU,
+                tax_rate=row.itemTaxRate, total=_to_amount(row.itemTotalAmount),
+                unit=row.itemUnit, unit_price=_to_amount(row.itemUnitPrice),
+            )
+            for row in rows or ()
+        ),
+        total=_to_amount(value.totalAmount),
+        cashier_id=value.cashierId,
+        footer=value.footer,
+        back_url=value.backURL,
+        notification_url=value.notificationUrl,
+    )
+
+
+def from_invoice_data(data: invoices.InvoiceData) -> Invoice:
+    rows = [
+        PaymentInvoiceRow(
+            itemDescription=row.description, itemDiscount=_from_amount(row.discount),
+            itemEAN=row.ean, itemQuantity=row.quantity, itemSKU=row.sku,
+            itemTaxRate=row.tax_rate, itemTotalAmount=_from_amount(row.total),
+            itemUnit=row.unit, itemUnitPrice=_from_amount(row.unit_price),
+        )
+        for row in data.rows
+    ]
+    return Invoice(
+        paymentMode=data.payment_mode, acknowledgmentMode=data.acknowledgment_mode,
+        issueDate=data.issue_date, title=data.title, clientInvoiceId=data.client_invoice_id,
+        invoiceRows=InvoiceRows(invoiceRow=rows) if rows else None,
+        totalAmount=_from_amount(data.total), cashierId=data.cashier_id, footer=data.footer,
+        backURL=data.back_url, notificationUrl=data.notification_url,
+    )
+
+
+def from_payment_status(status: payments.PaymentStatus) -> dict[str, Any]:
+    fields: dict[str, Any] = {"status": status.status, "version": status.version}
+    if status.receipt is not None:
+        receipt = status.receipt
+        fields["ersReference"] = status.payment_reference
+        fields["receipt"] = Receipt(
+            terminalId=receipt.terminal_id, paymentDate=receipt.payment_date,
+            clientInvoiceId=receipt.client_invoice_id,
+            invoiceReference=receipt.invoice_reference,
+            paymentReference=receipt.payment_reference,
+            payerTerminalId=receipt.payer_terminal_id, receiverName=receipt.receiver_name,
+            invoice=from_invoice_data(receipt.invoice),
+        )
+    return fields
+
+
 def _gateway(ctx: Any) -> Gateway:
     gateway: Gateway = ctx.app.gateway
     return gateway
@@ -460,45 +542,73 @@ class ERSWSExternalClientService(ServiceBase):
     def benchmarkingNop(ctx):
         return respond(ErswsResponse, lambda: None)
 
-    # --- payments: the next milestone; well-formed 91 answers until then ---
+    # --- payments ---
 
     @operation(Context, Invoice, many(CustomerToken), returns=ErswsSendInvoiceResponse)
     def sendInvoice(ctx, context, invoice, tokens):
-        return unsupported(ErswsSendInvoiceResponse, "sendInvoice")
+        def call() -> dict[str, Any]:
+            sent = _gateway(ctx).send_invoice(credentials(context), to_invoice_data(invoice))
+            return {"invoiceQRCode": sent.qr_code, "invoiceReference": sent.reference}
+
+        return respond(ErswsSendInvoiceResponse, call)
 
     @operation(Context, Unicode, Invoice, many(CustomerToken), returns=ErswsResponse)
     def updateInvoice(ctx, context, invoiceReference, invoice, tokens):
-        return unsupported(ErswsResponse, "updateInvoice")
+        return respond(ErswsResponse, lambda: _gateway(ctx).update_invoice(
+            credentials(context), invoiceReference, to_invoice_data(invoice)))
 
     @operation(Context, Unicode, field(Integer32, 1), returns=ErswsPaymentStatusResponse)
     def getPaymentStatus(ctx, context, invoiceReference, invoiceVersion):
-        return unsupported(ErswsPaymentStatusResponse, "getPaymentStatus")
+        def call() -> dict[str, Any]:
+            status = _gateway(ctx).get_payment_status(credentials(context), invoiceReference)
+            return from_payment_status(status)
+
+        return respond(ErswsPaymentStatusResponse, call)
 
     @operation(Context, Unicode, returns=ErswsResponse)
     def cancelInvoice(ctx, context, invoiceReference):
-        return unsupported(ErswsResponse, "cancelInvoice")
+        return respond(ErswsResponse, lambda: _gateway(ctx).cancel_invoice(
+            credentials(context), invoiceReference))
 
     @operation(Context, Unicode, returns=ErswsResponse)
     def commitReservation(ctx, context, invoiceReference):
-        return unsupported(ErswsResponse, "commitReservation")
+        return respond(ErswsResponse, lambda: _gateway(ctx).commit_reservation(
+            credentials(context), invoiceReference))
 
     @operation(Context, Unicode, ReceiptDocument, returns=ErswsResponse)
     def submitPaymentReceipt(ctx, context, ersReference, receiptDocument):
-        return unsupported(ErswsResponse, "submitPaymentReceipt")
+        document = receiptDocument or ReceiptDocument()
+        data = b"".join(document.receiptData) if document.receiptData is not None else None
+        return respond(ErswsResponse, lambda: _gateway(ctx).submit_payment_receipt(
+            credentials(context), ersReference, document.mimeType, data, document.receiptType))
 
     @operation(Context, Unicode, Invoice, returns=ErswsResponse)
     def refundPayment(ctx, context, ersReference, invoice):
-        return unsupported(ErswsResponse, "refundPayment")
+        def call() -> dict[str, Any]:
+            refund = _gateway(ctx).refund_payment(
+                credentials(context), ersReference, to_invoice_data(invoice))
+            return {"ersReference": refund}
+
+        return respond(ErswsResponse, call)
 
     # --- principals ---
 
     @operation(Context, PrincipalId, returns=ErswsPrincipalInformationResponse)
     def requestPrincipalInformation(ctx, context, principalId):
-        return unsupported(ErswsPrincipalInformationResponse, "requestPrincipalInformation")
+        def call() -> dict[str, Any]:
+            info = _gateway(ctx).request_principal_information(
+                credentials(context), principal_credentials(principalId))
+            return {"requestedPrincipal": Principal(
+                principalId=PrincipalId(id=info.principal_id, type=info.principal_type,
+                                        userId=info.user_id),
+                principalName=info.name, status=info.status)}
+
+        return respond(ErswsPrincipalInformationResponse, call)
 
     @operation(Context, PrincipalId, Unicode, returns=ErswsResponse)
     def changePrincipalPassword(ctx, context, principalId, newPassword):
-        return unsupported(ErswsResponse, "changePrincipalPassword")
+        return respond(ErswsResponse, lambda: _gateway(ctx).change_principal_password(
+            credentials(context), principal_credentials(principalId), newPassword))
 
     # --- outside a merchant's interface: always 91 ---
 

@@ -1,14 +1,21 @@
 """Completed sales and refunds: the transactions the reconciliation reports count."""
 
-import uuid
 from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
 from gateway.periods import lock_scope
-from gateway.references import ers_reference
-from storage.models import PeriodScope, Terminal, Transaction, utcnow
+from gateway.references import ers_reference as format_reference
+from storage.models import ErsReferenceAllocation, PeriodScope, Terminal, Transaction, utcnow
+
+
+def allocate_reference(session: Session, at: datetime) -> str:
+    """A new, unique 25-digit ersReference stamped with `at`."""
+    allocation = ErsReferenceAllocation(allocated_at=at)
+    session.add(allocation)
+    session.flush()
+    return format_reference(at, allocation.id)
 
 
 def record_transaction(
@@ -21,6 +28,7 @@ def record_transaction(
     *,
     invoice_reference: str | None = None,
     refunded_reference: str | None = None,
+    ers_reference: str | None = None,
     at: datetime | None = None,
 ) -> Transaction:
     """Record a sale (amount > 0) or a refund (amount given > 0, stored negative).
@@ -37,7 +45,7 @@ def record_transaction(
     till = lock_scope(session, PeriodScope.terminal_key(terminal.id), exclusive=False)
     now = at or utcnow()
     txn = Transaction(
-        ers_reference=uuid.uuid4().hex[:25],  # placeholder until the row has its number
+        ers_reference=ers_reference or allocate_reference(session, now),
         kind=kind,
         reseller_id=terminal.reseller_id,
         terminal_id=terminal.id,
@@ -51,7 +59,5 @@ def record_transaction(
         refunded_reference=refunded_reference,
     )
     session.add(txn)
-    session.flush()
-    txn.ers_reference = ers_reference(now, txn.id)
     session.flush()
     return txn

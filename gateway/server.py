@@ -26,10 +26,9 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 def _post_worker_init(settings: Settings) -> Any:
     def hook(_worker: Any) -> None:
         if settings.embedded_worker:
-            from gateway.worker import ReportWorker
-            from storage.database import Database
+            from gateway.worker import start_background_threads
 
-            ReportWorker(Database(settings.database_url), settings).start_thread()
+            start_background_threads(settings)
 
     return hook
 

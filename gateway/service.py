@@ -4,19 +4,26 @@ Each call opens its own session (read or write), authenticates, and hands over t
 module. It returns plain values or raises `SeqrError`; the SOAP layer only translates.
 """
 
-from gateway import terminals
-from gateway.auth import Credentials, authenticate
+from sqlalchemy import select
+
+from gateway import payments, principals, terminals
+from gateway.auth import Credentials, authenticate, require_terminal
 from gateway.config import Settings
+from gateway.invoices import InvoiceData
 from gateway.parameters import Parameters
 from gateway.periods import mark_transaction_period
 from gateway.reports import requests as reports
 from storage.database import Database
+from storage.models import Invoice, utcnow
 
 
 class Gateway:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
+        self.rules = settings.payment_rules
+
+    # --- terminals ---
 
     def register_terminal(
         self, creds: Credentials | None, external_terminal_id: str | None,
@@ -36,6 +43,79 @@ class Gateway:
         with self.db.write() as session:
             terminals.assign_seqr_id(session, authenticate(session, creds), seqr_id)
 
+    # --- principals ---
+
+    def request_principal_information(
+        self, creds: Credentials | None, requested: Credentials | None
+    ) -> principals.PrincipalInfo:
+        with self.db.read() as session:
+            principal = authenticate(session, creds)
+            return principals.request_principal_information(session, principal, requested)
+
+    def change_principal_password(
+        self, creds: Credentials | None, requested: Credentials | None, new_password: str | None
+    ) -> None:
+        with self.db.write() as session:
+            principal = authenticate(session, creds)
+            principals.change_principal_password(session, principal, requested, new_password)
+
+    # --- payments ---
+
+    def send_invoice(self, creds: Credentials | None,
+                     invoice: InvoiceData | None) -> payments.SentInvoice:
+        with self.db.write() as session:
+            principal = authenticate(session, creds)
+            return payments.send_invoice(session, principal, invoice, self.rules, utcnow())
+
+    def update_invoice(self, creds: Credentials | None, reference: str | None,
+                       invoice: InvoiceData | None) -> None:
+        with self.db.write() as session:
+            principal = authenticate(session, creds)
+            payments.update_invoice(session, principal, reference, invoice, self.rules, utcnow())
+
+    def get_payment_status(self, creds: Credentials | None,
+                           reference: str | None) -> payments.PaymentStatus:
+        """A plain poll only reads; one that settles or reverses a payment writes."""
+        with self.db.read() as session:
+            principal = authenticate(session, creds)
+            require_terminal(principal, "getPaymentStatus")
+            row = session.scalar(select(Invoice).where(Invoice.reference == (reference or "")))
+            if row is not None and row.terminal_id == principal.terminal_id and not (
+                payments.needs_write(row)
+            ):
+                return payments.status_of(session, row)
+        with self.db.write() as session:
+            return payments.get_payment_status(session, principal, reference, self.rules,
+                                               utcnow())
+
+    def cancel_invoice(self, creds: Credentials | None, reference: str | None) -> None:
+        with self.db.write() as session:
+            principal = authenticate(session, creds)
+            payments.cancel_invoice(session, principal, reference, self.rules, utcnow())
+
+    def commit_reservation(self, creds: Credentials | None, reference: str | None) -> None:
+        with self.db.write() as session:
+            principal = authenticate(session, creds)
+            payments.commit_reservation(session, principal, reference, self.rules, utcnow())
+
+    def submit_payment_receipt(
+        self, creds: Credentials | None, ers_reference: str | None, mime_type: str | None,
+        data: bytes | None, receipt_type: str | None,
+    ) -> None:
+        with self.db.write() as session:
+            principal = authenticate(session, creds)
+            payments.submit_payment_receipt(session, principal, ers_reference, mime_type, data,
+                                            receipt_type, self.rules, utcnow())
+
+    def refund_payment(self, creds: Credentials | None, ers_reference: str | None,
+                       invoice: InvoiceData | None) -> str:
+        with self.db.write() as session:
+            principal = authenticate(session, creds)
+            return payments.refund_payment(session, principal, ers_reference, invoice,
+                                           self.rules, utcnow())
+
+    # --- reconciliation ---
+
     def mark_transaction_period(self, creds: Credentials | None, parameters: Parameters) -> str:
         with self.db.write() as session:
             principal = authenticate(session, creds)
@@ -44,7 +124,7 @@ class Gateway:
     def execute_report(
         self, creds: Credentials | None, report_id: str | None, parameters: Parameters
     ) -> reports.ReportDocumentOut:
-        """The document once ready; until then `ReportNotReadyError` (2), after queuing the job."""
+        """The document once ready; until then `ReportNotReadyError` (2), after queuing it."""
         with self.db.read() as session:
             principal = authenticate(session, creds)
             scope = reports.resolve(session, principal, report_id, parameters)

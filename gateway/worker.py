@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import IO
 
 from gateway.config import Settings
+from gateway.housekeeping import Housekeeper
 from gateway.reports.catalog import MIME_TYPE, REPORTS
 from gateway.reports.render import ReportScope, render
 from storage import jobs
@@ -89,3 +90,12 @@ class ReportWorker:
 
     def stop(self) -> None:
         self.stopping.set()
+
+
+def start_background_threads(settings: Settings) -> tuple[ReportWorker, Housekeeper]:
+    """The report worker and the payments' housekeeping, as daemon threads of this process."""
+    db = Database(settings.database_url)
+    worker, housekeeper = ReportWorker(db, settings), Housekeeper(db, settings)
+    worker.start_thread()
+    housekeeper.start_thread()
+    return worker, housekeeper

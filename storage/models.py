@@ -207,3 +207,87 @@ class ReportDocumentChunk(Base):
     job_id: Mapped[int] = mapped_column(ForeignKey("report_documents.job_id"), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ErsReferenceAllocation(Base):
+    """A portable sequence: each row's id numbers one 25-digit ersReference."""
+
+    __tablename__ = "ers_reference_allocations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    allocated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Invoice(Base):
+    """An invoice sent by a terminal, through its lifecycle to a payment (or not)."""
+
+    __tablename__ = "invoices"
+
+    ISSUED = "ISSUED"
+    PENDING_ISSUER_ACKNOWLEDGE = "PENDING_ISSUER_ACKNOWLEDGE"
+    RESERVED = "RESERVED"
+    PAID = "PAID"
+    CANCELED = "CANCELED"
+    FAILED = "FAILED"
+
+    reference: Mapped[str] = mapped_column(String(13), primary_key=True)
+    reseller_id: Mapped[str] = mapped_column(ForeignKey("resellers.id"))
+    terminal_id: Mapped[str] = mapped_column(ForeignKey("terminals.id"), index=True)
+    status: Mapped[str] = mapped_column(String(32), default=ISSUED)
+    #: +1 on every change the register can see; never on a plain poll
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    payment_mode: Mapped[str] = mapped_column(String(32))
+    acknowledgment_mode: Mapped[str] = mapped_column(String(32))
+    currency: Mapped[str] = mapped_column(String(3))
+    total_amount: Mapped[Decimal] = mapped_column(Money)
+    cashier_id: Mapped[str | None] = mapped_column(String(100))
+    client_invoice_id: Mapped[str | None] = mapped_column(String(200))
+    notification_url: Mapped[str | None] = mapped_column(Text)
+    #: the invoice as the register sent it (JSON), echoed back in the receipt
+    document: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    scanned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    auto_pay_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    payer_id: Mapped[str | None] = mapped_column(String(64))
+    payment_reference: Mapped[str | None] = mapped_column(String(25), unique=True)
+    #: when the register learned of the payment; the sale is in the ledger from then on
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reversed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    receipt_mime_type: Mapped[str | None] = mapped_column(String(100))
+    receipt_type: Mapped[str | None] = mapped_column(String(100))
+    receipt_data: Mapped[bytes | None] = mapped_column(LargeBinary)
+    receipt_submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Notification(Base):
+    """An outbox entry: call an invoice's notificationUrl after its payment."""
+
+    __tablename__ = "notifications"
+
+    PENDING = "PENDING"
+    DELIVERED = "DELIVERED"
+    FAILED = "FAILED"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    invoice_reference: Mapped[str] = mapped_column(ForeignKey("invoices.reference"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10), default=PENDING, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class NotificationAttempt(Base):
+    __tablename__ = "notification_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id"), index=True)
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: the HTTP status, or None when no answer came
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(Text)
+    duration_ms: Mapped[int] = mapped_column(Integer)

@@ -1,0 +1,69 @@
+"""The payment side's clock: the 20-second rule, auto-pay, and notificationUrl calls.
+
+Runs as a thread beside the report worker (in `serve` and in `worker` processes). Each
+step first looks in a read transaction, so an idle loop never queues for a write lock.
+"""
+
+import logging
+import threading
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from gateway import notifications, payments
+from gateway.config import Settings
+from storage.database import Database
+from storage.models import Invoice, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class Housekeeper:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.rules = settings.payment_rules
+        self.stopping = threading.Event()
+
+    def _any(self, *conditions) -> bool:  # type: ignore[no-untyped-def]
+        with self.db.read() as session:
+            return session.scalar(select(Invoice.reference).where(*conditions).limit(1)) is not None
+
+    def run_once(self) -> bool:
+        """One round; True when it changed or delivered something."""
+        now = utcnow()
+        busy = False
+        seconds = self.rules.reversal_seconds
+        if seconds > 0 and self._any(
+            Invoice.status == Invoice.PAID, Invoice.settled_at.is_(None),
+            Invoice.paid_at < now - timedelta(seconds=seconds),
+        ):
+            with self.db.write() as session:
+                reversed_count = payments.reverse_unpolled(session, self.rules, utcnow())
+            if reversed_count:
+                log.info("reversed %d payment(s) the register never polled", reversed_count)
+                busy = True
+        if self._any(Invoice.status == Invoice.ISSUED, Invoice.auto_pay_at <= now):
+            with self.db.write() as session:
+                busy = payments.auto_pay_due(session, self.rules, utcnow()) > 0 or busy
+        s = self.settings
+        return notifications.deliver_one(self.db, s.notification_timeout,
+                                         s.notification_attempts) or busy
+
+    def run_forever(self, interval: float = 0.2) -> None:
+        while not self.stopping.is_set():
+            try:
+                busy = self.run_once()
+            except Exception:  # database away: keep trying, do not die
+                log.exception("housekeeping round failed")
+                busy = False
+            if not busy:
+                self.stopping.wait(interval)
+
+    def start_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run_forever, name="housekeeping", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self.stopping.set()

@@ -1,0 +1,107 @@
+"""Calling an invoice's notificationUrl after its payment: an outbox with retries.
+
+A payment adds a `Notification` row in its own transaction; a background loop claims due
+rows (a conditional UPDATE, so one process delivers each attempt), calls the URL with an
+HTTP GET and a short timeout, and logs and stores every attempt. No SOAP answer waits for it.
+"""
+
+import logging
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from storage.database import Database
+from storage.models import Notification, NotificationAttempt, utcnow
+
+log = logging.getLogger(__name__)
+
+_CLAIM_SECONDS = 60.0  # while one process calls a URL, the others leave that row alone
+
+
+@dataclass(frozen=True)
+class Due:
+    notification_id: int
+    url: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    http_status: int | None
+    text: str
+    duration_ms: int
+
+    @property
+    def delivered(self) -> bool:
+        return self.http_status is not None and 200 <= self.http_status < 300
+
+
+def claim_due(db: Database) -> Due | None:
+    now = utcnow()
+    due = (Notification.status == Notification.PENDING) & (Notification.next_attempt_at <= now)
+    with db.read() as session:
+        found = session.execute(
+            select(Notification.id, Notification.url, Notification.attempts)
+            .where(due).order_by(Notification.next_attempt_at).limit(1)
+        ).first()
+    if found is None:
+        return None
+    notification_id, url, attempts = found
+    with db.write() as session:
+        claimed = session.execute(
+            update(Notification)
+            .where(Notification.id == notification_id, due)
+            .values(attempts=attempts + 1,
+                    next_attempt_at=now + timedelta(seconds=_CLAIM_SECONDS))
+        )
+    return Due(notification_id, url, attempts + 1) if claimed.rowcount == 1 else None
+
+
+def call(url: str, timeout: float) -> Outcome:
+    started = time.monotonic()
+    request = urllib.request.Request(url, method="GET",
+                                     headers={"User-Agent": "seqr-emulator-notifier"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, text = response.status, f"HTTP {response.status}"
+    except urllib.error.HTTPError as error:
+        status, text = error.code, f"HTTP {error.code}"
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        status, text = None, f"{type(error).__name__}: {getattr(error, 'reason', error)}"
+    return Outcome(status, text, int((time.monotonic() - started) * 1000))
+
+
+def record(db: Database, due: Due, outcome: Outcome, max_attempts: int) -> None:
+    now = utcnow()
+    with db.write() as session:
+        session.add(NotificationAttempt(
+            notification_id=due.notification_id, attempted_at=now,
+            http_status=outcome.http_status, outcome=outcome.text,
+            duration_ms=outcome.duration_ms,
+        ))
+        values: dict[str, object]
+        if outcome.delivered:
+            values = {"status": Notification.DELIVERED, "finished_at": now}
+        elif due.attempt >= max_attempts:
+            values = {"status": Notification.FAILED, "finished_at": now}
+        else:
+            values = {"next_attempt_at": now + timedelta(seconds=2 ** (due.attempt - 1))}
+        session.execute(
+            update(Notification).where(Notification.id == due.notification_id).values(**values)
+        )
+    level = logging.INFO if outcome.delivered else logging.WARNING
+    log.log(level, "notification %s attempt %s to %s: %s (%d ms)", due.notification_id,
+            due.attempt, due.url, outcome.text, outcome.duration_ms)
+
+
+def deliver_one(db: Database, timeout: float, max_attempts: int) -> bool:
+    """Make one due attempt; False when none was due."""
+    due = claim_due(db)
+    if due is None:
+        return False
+    record(db, due, call(due.url, timeout), max_attempts)
+    return True

@@ -1,0 +1,474 @@
+"""The invoice lifecycle: the register's operations, the buyer's actions, and the clock's.
+
+States: ISSUED -> (scan, REQUIRE_ACKNOWLEDGMENT) PENDING_ISSUER_ACKNOWLEDGE -> (updateInvoice)
+ISSUED -> PAID, or -> RESERVED -> (commitReservation) PAID; ISSUED/RESERVED -> CANCELED;
+ISSUED/PENDING -> FAILED. Every change is one database transaction on a locked invoice row
+and adds exactly 1 to the invoice's version; a plain poll changes nothing.
+
+A payment enters the ledger (and so the reconciliation reports) once the register has seen
+it: its first poll answering PAID, its receipt, or its own commitReservation. A PAID
+invoice the register does not poll within `reversal_seconds` is reversed (CANCELED) and
+never counts anywhere. With the rule off (0) a payment enters the ledger when it is made.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gateway import ledger
+from gateway.auth import Principal, require_terminal
+from gateway.errors import SeqrError
+from gateway.invoices import InvoiceData, check_total, validate
+from gateway.resultcodes import ResultCode
+from storage.models import Invoice, Notification, Terminal, Transaction
+
+QR_PREFIX = "HTTP://SEQR.SE/R"
+OPEN_STATES = (Invoice.ISSUED, Invoice.PENDING_ISSUER_ACKNOWLEDGE)
+
+
+@dataclass(frozen=True)
+class PaymentRules:
+    #: a PAID invoice not polled within this many seconds is reversed; 0 turns it off
+    reversal_seconds: float = 20.0
+    #: every new invoice pays itself after this many seconds (None: never)
+    auto_pay_after: float | None = None
+
+
+@dataclass(frozen=True)
+class SentInvoice:
+    reference: str
+    qr_code: str
+
+
+@dataclass(frozen=True)
+class Receipt:
+    terminal_id: str
+    payment_date: datetime
+    client_invoice_id: str | None
+    invoice_reference: str
+    payment_reference: str
+    payer_terminal_id: str | None
+    receiver_name: str | None
+    invoice: InvoiceData
+
+
+@dataclass(frozen=True)
+class PaymentStatus:
+    reference: str
+    status: str
+    version: int
+    payment_reference: str | None = None
+    receipt: Receipt | None = None
+
+
+class BuyerActionError(Exception):
+    """The simulated buyer asked for something impossible (HTTP 404 or 409)."""
+
+    def __init__(self, message: str, *, not_found: bool = False, status: str | None = None):
+        super().__init__(message)
+        self.not_found = not_found
+        self.status = status
+
+
+# --- loading and changing invoices --------------------------------------------------------
+
+
+def _locked(session: Session, reference: str | None) -> Invoice | None:
+    if not reference:
+        return None
+    stmt = select(Invoice).where(Invoice.reference == reference.strip()).with_for_update()
+    return session.scalars(stmt.execution_options(populate_existing=True)).first()
+
+
+def _own_invoice(session: Session, principal: Principal, reference: str | None) -> Invoice:
+    """The calling terminal's invoice, locked; 54 for any other."""
+    terminal_id = require_terminal(principal, "this operation")
+    invoice = _locked(session, reference)
+    if invoice is None or invoice.terminal_id != terminal_id:
+        raise SeqrError(ResultCode.INVALID_INVOICE_REFERENCE, f"no invoice {reference!r}")
+    return invoice
+
+
+def _change(invoice: Invoice, now: datetime, status: str | None = None) -> None:
+    if status is not None:
+        invoice.status = status
+    invoice.version += 1
+    invoice.updated_at = now
+
+
+def _reversal_due(invoice: Invoice, rules: PaymentRules, now: datetime) -> bool:
+    return (
+        invoice.status == Invoice.PAID
+        and invoice.settled_at is None
+        and rules.reversal_seconds > 0
+        and invoice.paid_at is not None
+        and now - invoice.paid_at > timedelta(seconds=rules.reversal_seconds)
+    )
+
+
+def _reverse(invoice: Invoice, now: datetime) -> None:
+    _change(invoice, now, Invoice.CANCELED)
+    invoice.reversed_at = now
+
+
+def _settle(session: Session, invoice: Invoice, now: datetime) -> None:
+    """The register knows of the payment: the sale enters the ledger, once."""
+    if invoice.settled_at is not None:
+        return
+    terminal = session.get(Terminal, invoice.terminal_id)
+    assert terminal is not None and invoice.payment_reference is not None
+    ledger.record_transaction(
+        session, terminal, Transaction.SALE, invoice.total_amount, invoice.currency,
+        invoice.cashier_id, invoice_reference=invoice.reference,
+        ers_reference=invoice.payment_reference, at=now,
+    )
+    invoice.settled_at = now
+
+
+def _catch_up(session: Session, invoice: Invoice, rules: PaymentRules, now: datetime,
+              *, register_sees_it: bool) -> None:
+    """Apply the 20-second rule, or settle a payment the register is now seeing."""
+    if _reversal_due(invoice, rules, now):
+        _reverse(invoice, now)
+    elif register_sees_it and invoice.status == Invoice.PAID:
+        _settle(session, invoice, now)
+
+
+def _pay(session: Session, invoice: Invoice, rules: PaymentRules, now: datetime,
+         payer_id: str | None, *, register_sees_it: bool) -> None:
+    _change(invoice, now, Invoice.PAID)
+    invoice.paid_at = now
+    invoice.payer_id = payer_id or uuid.uuid4().hex
+    invoice.payment_reference = ledger.allocate_reference(session, now)
+    invoice.auto_pay_at = None
+    if invoice.notification_url:
+        session.add(Notification(invoice_reference=invoice.reference,
+                                 url=invoice.notification_url.strip(), next_attempt_at=now))
+    if register_sees_it or rules.reversal_seconds <= 0:
+        _settle(session, invoice, now)
+
+
+# --- the register's operations -------------------------------------------------------------
+
+
+def _new_reference(session: Session, now: datetime) -> str:
+    """13 digits, epoch milliseconds style, unique."""
+    candidate = int(now.timestamp() * 1000)
+    latest = session.scalar(select(func.max(Invoice.reference)))
+    if latest is not None and int(latest) >= candidate:
+        candidate = int(latest) + 1
+    return f"{candidate:013d}"
+
+
+def send_invoice(session: Session, principal: Principal, invoice: InvoiceData | None,
+                 rules: PaymentRules, now: datetime) -> SentInvoice:
+    terminal_id = require_terminal(principal, "sendInvoice")
+    data = validate(invoice)
+    currency, total = check_total(data.total)
+    for _ in range(5):
+        reference = _new_reference(session, now)
+        row = Invoice(
+            reference=reference, reseller_id=principal.reseller_id, terminal_id=terminal_id,
+            status=Invoice.ISSUED, version=1,
+            payment_mode=data.effective_payment_mode,
+            acknowledgment_mode=data.effective_acknowledgment_mode,
+            currency=currency, total_amount=total, cashier_id=data.cashier_id,
+            client_invoice_id=data.client_invoice_id,
+            notification_url=data.notification_url, document=data.to_json(),
+            created_at=now, updated_at=now,
+            auto_pay_at=(now + timedelta(seconds=rules.auto_pay_after)
+                         if rules.auto_pay_after is not None else None),
+        )
+        try:
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:  # another terminal took that millisecond: take the next
+            continue
+        return SentInvoice(reference, QR_PREFIX + reference)
+    raise SeqrError(ResultCode.SYSTEM_BUSY, "could not allocate an invoice reference")
+
+
+def update_invoice(session: Session, principal: Principal, reference: str | None,
+                   invoice: InvoiceData | None, rules: PaymentRules, now: datetime) -> None:
+    """Replace an unpaid invoice's content; it also acknowledges a scanned invoice."""
+    row = _own_invoice(session, principal, reference)
+    _catch_up(session, row, rules, now, register_sees_it=False)
+    if row.status == Invoice.CANCELED:
+        raise SeqrError(ResultCode.INVOICE_ALREADY_CANCELED, f"invoice {row.reference} is canceled")
+    if row.status not in OPEN_STATES:
+        raise SeqrError(ResultCode.PAYMENT_IN_PROGRESS,
+                        f"invoice {row.reference} is {row.status}: it can no longer change")
+    data = validate(invoice)
+    currency, total = check_total(data.total)
+    row.currency, row.total_amount = currency, total
+    row.cashier_id = data.cashier_id
+    row.client_invoice_id = data.client_invoice_id
+    row.notification_url = data.notification_url
+    row.document = data.to_json()
+    if row.status == Invoice.PENDING_ISSUER_ACKNOWLEDGE:
+        row.acknowledged_at = now
+    _change(row, now, Invoice.ISSUED)
+
+
+def needs_write(row: Invoice) -> bool:
+    """Whether a poll of this invoice changes something (settles or reverses a payment)."""
+    return row.status == Invoice.PAID and row.settled_at is None
+
+
+def get_payment_status(session: Session, principal: Principal, reference: str | None,
+                       rules: PaymentRules, now: datetime) -> PaymentStatus:
+    row = _own_invoice(session, principal, reference)
+    _catch_up(session, row, rules, now, register_sees_it=True)
+    return status_of(session, row)
+
+
+def status_of(session: Session, row: Invoice) -> PaymentStatus:
+    if row.status != Invoice.PAID:
+        return PaymentStatus(row.reference, row.status, row.version)
+    terminal = session.get(Terminal, row.terminal_id)
+    assert row.paid_at is not None and row.payment_reference is not None
+    receipt = Receipt(
+        terminal_id=row.terminal_id, payment_date=row.paid_at,
+        client_invoice_id=row.client_invoice_id, invoice_reference=row.reference,
+        payment_reference=row.payment_reference, payer_terminal_id=row.payer_id,
+        receiver_name=terminal.name if terminal is not None else None,
+        invoice=InvoiceData.from_json(row.document),
+    )
+    return PaymentStatus(row.reference, row.status, row.version, row.payment_reference, receipt)
+
+
+def cancel_invoice(session: Session, principal: Principal, reference: str | None,
+                   rules: PaymentRules, now: datetime) -> None:
+    row = _own_invoice(session, principal, reference)
+    _catch_up(session, row, rules, now, register_sees_it=False)
+    if row.status == Invoice.PAID:
+        raise SeqrError(ResultCode.CANNOT_CANCEL_PAID_INVOICE, f"invoice {row.reference} is paid")
+    if row.status == Invoice.PENDING_ISSUER_ACKNOWLEDGE:
+        raise SeqrError(ResultCode.CANNOT_CANCEL_INVOICE_IN_PROGRESS,
+                        f"invoice {row.reference} is being paid")
+    if row.status == Invoice.CANCELED:
+        raise SeqrError(ResultCode.INVOICE_ALREADY_CANCELED,
+                        f"invoice {row.reference} is already canceled")
+    row.auto_pay_at = None
+    _change(row, now, Invoice.CANCELED)
+
+
+def commit_reservation(session: Session, principal: Principal, reference: str | None,
+                       rules: PaymentRules, now: datetime) -> None:
+    row = _own_invoice(session, principal, reference)
+    if row.status != Invoice.RESERVED:
+        raise SeqrError(ResultCode.INVOICE_STATE_NOT_RESERVED,
+                        f"invoice {row.reference} is {row.status}, not RESERVED")
+    _pay(session, row, rules, now, row.payer_id, register_sees_it=True)
+
+
+def _payment(session: Session, principal: Principal, ers_reference: str | None) -> Invoice:
+    """The shop's payment with this ersReference, locked; 23 for any other."""
+    row = None
+    if ers_reference:
+        stmt = select(Invoice).where(Invoice.payment_reference == ers_reference.strip())
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+        row = session.scalars(stmt).first()
+    if row is None or row.reseller_id != principal.reseller_id:  # any till of the shop
+        raise SeqrError(ResultCode.INVALID_ERS_REFERENCE, f"no payment {ers_reference!r}")
+    return row
+
+
+def submit_payment_receipt(session: Session, principal: Principal, ers_reference: str | None,
+                           mime_type: str | None, data: bytes | None, receipt_type: str | None,
+                           rules: PaymentRules, now: datetime) -> None:
+    """The register confirms it saw PAID, and attaches its receipt."""
+    terminal_id = require_terminal(principal, "submitPaymentReceipt")
+    row = _payment(session, principal, ers_reference)
+    if row.terminal_id != terminal_id:
+        raise SeqrError(ResultCode.INVALID_ERS_REFERENCE, f"no payment {ers_reference!r}")
+    _catch_up(session, row, rules, now, register_sees_it=True)
+    if row.status != Invoice.PAID:
+        raise SeqrError(ResultCode.INVALID_ERS_REFERENCE,
+                        f"payment {ers_reference} was reversed: the register never polled it")
+    row.receipt_mime_type, row.receipt_type, row.receipt_data = mime_type, receipt_type, data
+    row.receipt_submitted_at = now
+
+
+def refunded_so_far(session: Session, payment_reference: str) -> Decimal:
+    total = session.scalar(
+        select(func.sum(Transaction.amount)).where(
+            Transaction.refunded_reference == payment_reference,
+            Transaction.kind == Transaction.REFUND,
+        )
+    )
+    return -(total or Decimal(0))
+
+
+def refund_payment(session: Session, principal: Principal, ers_reference: str | None,
+                   invoice: InvoiceData | None, rules: PaymentRules, now: datetime) -> str:
+    """A partial or full refund of a payment of the caller's shop; the refund's ersReference."""
+    row = _payment(session, principal, ers_reference)
+    _catch_up(session, row, rules, now, register_sees_it=True)
+    if row.status != Invoice.PAID:
+        raise SeqrError(ResultCode.INVALID_ERS_REFERENCE,
+                        f"payment {ers_reference} was reversed: there is nothing to refund")
+    currency, amount = check_total(invoice.total if invoice else None, "refund totalAmount")
+    if currency != row.currency:
+        raise SeqrError(ResultCode.INVALID_INVOICE_DATA,
+                        f"the refund is in {currency}, the payment was in {row.currency}")
+    already = refunded_so_far(session, row.payment_reference or "")
+    if already + amount > row.total_amount:
+        raise SeqrError(
+            ResultCode.SUM_OF_REFUNDS_CAN_NOT_BE_MORE_THAN_ORIGINAL_TRANSACTION,
+            f"{already} of {row.total_amount} {currency} already refunded; {amount} is too much",
+        )
+    terminal = session.get(Terminal, principal.terminal_id or row.terminal_id)
+    assert terminal is not None
+    refund = ledger.record_transaction(
+        session, terminal, Transaction.REFUND, amount, currency,
+        invoice.cashier_id if invoice else None, invoice_reference=row.reference,
+        refunded_reference=row.payment_reference, at=now,
+    )
+    return refund.ers_reference
+
+
+# --- the buyer (the simulator) --------------------------------------------------------------
+
+
+def _buyer_invoice(session: Session, reference: str) -> Invoice:
+    row = _locked(session, reference)
+    if row is None:
+        raise BuyerActionError(f"no invoice {reference}", not_found=True)
+    return row
+
+
+def _conflict(row: Invoice, action: str, why: str) -> BuyerActionError:
+    return BuyerActionError(f"cannot {action} invoice {row.reference}: {why}", status=row.status)
+
+
+def buyer_scan(session: Session, reference: str, rules: PaymentRules, now: datetime) -> Invoice:
+    """The buyer opens the invoice on the phone."""
+    row = _buyer_invoice(session, reference)
+    _catch_up(session, row, rules, now, register_sees_it=False)
+    if row.status != Invoice.ISSUED:
+        raise _conflict(row, "scan", f"it is {row.status}")
+    row.scanned_at = row.scanned_at or now
+    if row.acknowledgment_mode == "REQUIRE_ACKNOWLEDGMENT" and row.acknowledged_at is None:
+        _change(row, now, Invoice.PENDING_ISSUER_ACKNOWLEDGE)
+    return row
+
+
+def buyer_pay(session: Session, reference: str, rules: PaymentRules, now: datetime,
+              payer_id: str | None = None) -> Invoice:
+    row = _buyer_invoice(session, reference)
+    return _buyer_pays(session, row, rules, now, payer_id)
+
+
+def _buyer_pays(session: Session, row: Invoice, rules: PaymentRules, now: datetime,
+                payer_id: str | None) -> Invoice:
+    _catch_up(session, row, rules, now, register_sees_it=False)
+    if row.status == Invoice.PENDING_ISSUER_ACKNOWLEDGE:
+        raise _conflict(row, "pay", "the register has not acknowledged it yet (updateInvoice)")
+    if row.status != Invoice.ISSUED:
+        raise _conflict(row, "pay", f"it is {row.status}")
+    if row.acknowledgment_mode == "REQUIRE_ACKNOWLEDGMENT" and row.acknowledged_at is None:
+        raise _conflict(row, "pay", "it must be scanned and acknowledged by the register first")
+    if row.payment_mode == "RESERVATION_REQUIRED":
+        raise _conflict(row, "pay", "its payment mode is RESERVATION_REQUIRED: reserve it")
+    row.scanned_at = row.scanned_at or now
+    _pay(session, row, rules, now, payer_id, register_sees_it=False)
+    return row
+
+
+def buyer_reserve(session: Session, reference: str, rules: PaymentRules, now: datetime,
+                  payer_id: str | None = None) -> Invoice:
+    row = _buyer_invoice(session, reference)
+    _catch_up(session, row, rules, now, register_sees_it=False)
+    if row.status != Invoice.ISSUED:
+        raise _conflict(row, "reserve", f"it is {row.status}")
+    if row.payment_mode == "IMMEDIATE_DEBIT":
+        raise _conflict(row, "reserve", "its payment mode is IMMEDIATE_DEBIT")
+    if row.acknowledgment_mode == "REQUIRE_ACKNOWLEDGMENT" and row.acknowledged_at is None:
+        raise _conflict(row, "reserve", "it must be scanned and acknowledged by the register first")
+    row.scanned_at = row.scanned_at or now
+    row.payer_id = payer_id or uuid.uuid4().hex
+    row.auto_pay_at = None
+    _change(row, now, Invoice.RESERVED)
+    return row
+
+
+def buyer_fail(session: Session, reference: str, rules: PaymentRules, now: datetime) -> Invoice:
+    """The payment fails on the buyer's side (declined, phone gone)."""
+    row = _buyer_invoice(session, reference)
+    _catch_up(session, row, rules, now, register_sees_it=False)
+    if row.status not in OPEN_STATES:
+        raise _conflict(row, "fail", f"it is {row.status}")
+    row.auto_pay_at = None
+    _change(row, now, Invoice.FAILED)
+    return row
+
+
+def pay_by_seqr_id(session: Session, seqr_id: str, rules: PaymentRules, now: datetime,
+                   payer_id: str | None = None) -> Invoice:
+    """Scanning the till's sticker pays the terminal's newest open invoice."""
+    terminal = session.scalar(
+        select(Terminal).where(Terminal.seqr_id == seqr_id, Terminal.status == Terminal.ACTIVE)
+    )
+    if terminal is None:
+        raise BuyerActionError(f"no terminal has SEQR ID {seqr_id}", not_found=True)
+    stmt = (
+        select(Invoice)
+        .where(Invoice.terminal_id == terminal.id, Invoice.status == Invoice.ISSUED)
+        .order_by(Invoice.created_at.desc(), Invoice.reference.desc())
+        .limit(1)
+        .with_for_update()
+    )
+    row = session.scalars(stmt.execution_options(populate_existing=True)).first()
+    if row is None:
+        raise BuyerActionError(f"terminal with SEQR ID {seqr_id} has no open invoice")
+    return _buyer_pays(session, row, rules, now, payer_id)
+
+
+# --- the clock -----------------------------------------------------------------------------
+
+
+def reverse_unpolled(session: Session, rules: PaymentRules, now: datetime) -> int:
+    """Reverse every payment the register has not polled in time; how many."""
+    if rules.reversal_seconds <= 0:
+        return 0
+    stmt = (
+        select(Invoice)
+        .where(
+            Invoice.status == Invoice.PAID,
+            Invoice.settled_at.is_(None),
+            Invoice.paid_at < now - timedelta(seconds=rules.reversal_seconds),
+        )
+        .with_for_update(skip_locked=True)
+    )
+    rows = list(session.scalars(stmt.execution_options(populate_existing=True)))
+    for row in rows:
+        _reverse(row, now)
+    return len(rows)
+
+
+def auto_pay_due(session: Session, rules: PaymentRules, now: datetime) -> int:
+    """Pay (or reserve) every open invoice whose auto-pay time has come; how many changed."""
+    stmt = (
+        select(Invoice)
+        .where(Invoice.status == Invoice.ISSUED, Invoice.auto_pay_at <= now)
+        .with_for_update(skip_locked=True)
+    )
+    changed = 0
+    for row in session.scalars(stmt.execution_options(populate_existing=True)):
+        if row.acknowledgment_mode == "REQUIRE_ACKNOWLEDGMENT" and row.acknowledged_at is None:
+            if row.scanned_at is None:
+                buyer_scan(session, row.reference, rules, now)  # then wait for the register
+                changed += 1
+            continue
+        if row.payment_mode == "RESERVATION_REQUIRED":
+            buyer_reserve(session, row.reference, rules, now)
+        else:
+            _buyer_pays(session, row, rules, now, None)
+        changed += 1
+    return changed

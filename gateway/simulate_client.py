@@ -1,0 +1,40 @@
+"""`seqr-gateway simulate`: the buyer's actions against a running gateway's simulator."""
+
+import json
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+
+
+def simulate(gateway_url: str, action: str, invoice_reference: str | None,
+             seqr_id: str | None, admin_token: str | None) -> int:
+    """Print the invoice's new state as JSON; exit 0, 1 when refused, 2 on usage/network."""
+    if seqr_id:
+        if action != "pay":
+            print("--seqr-id works with `pay` only", file=sys.stderr)
+            return 2
+        path = f"/simulator/seqr-ids/{urllib.parse.quote(seqr_id, safe='')}/pay"
+    elif invoice_reference:
+        path = f"/simulator/invoices/{urllib.parse.quote(invoice_reference, safe='')}/{action}"
+    else:
+        print("name an INVOICE_REF, or --seqr-id ID with pay", file=sys.stderr)
+        return 2
+    request = urllib.request.Request(gateway_url.rstrip("/") + path, data=b"", method="POST")
+    if admin_token:
+        request.add_header("Authorization", f"Bearer {admin_token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            print(json.dumps(json.load(response), indent=2))
+            return 0
+    except urllib.error.HTTPError as error:
+        body = error.read().decode("utf-8", "replace")
+        try:
+            message = json.loads(body).get("error", body)
+        except ValueError:
+            message = body
+        print(f"refused ({error.code}): {message}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as error:
+        print(f"cannot reach the gateway at {gateway_url}: {error}", file=sys.stderr)
+        return 2

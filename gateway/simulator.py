@@ -1,0 +1,112 @@
+"""The buyer's side over HTTP: what a phone would do to an invoice.
+
+    POST /simulator/invoices/{invoiceReference}/scan|pay|fail|reserve
+    POST /simulator/seqr-ids/{seqrId}/pay     (scanning the till's sticker)
+    GET  /simulator/invoices/{invoiceReference}
+
+Answers are JSON: the invoice's new state, or {"error": ...} with 404 (unknown invoice or
+SEQR ID), 409 (the transition is impossible now), 401 (bad admin token) or 405.
+"""
+
+import hmac
+import json
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from gateway import payments
+from gateway.config import Settings
+from storage.database import Database
+from storage.models import Invoice, utcnow
+
+PREFIX = "/simulator/"
+_INVOICE = re.compile(r"^/simulator/invoices/([0-9]{1,32})(?:/(scan|pay|fail|reserve))?/?$")
+_SEQR_ID = re.compile(r"^/simulator/seqr-ids/([A-Za-z0-9]{1,64})/pay/?$")
+
+StartResponse = Callable[..., Any]
+
+
+def describe(row: Invoice) -> dict[str, Any]:
+    return {
+        "invoiceReference": row.reference,
+        "terminalId": row.terminal_id,
+        "status": row.status,
+        "version": row.version,
+        "paymentReference": row.payment_reference,
+        "totalAmount": {"currency": row.currency, "value": str(row.total_amount)},
+    }
+
+
+class Simulator:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.rules = settings.payment_rules
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if not self._authorised(environ):
+            return _json(start_response, "401 Unauthorized", {"error": "bearer token required"},
+                         [("WWW-Authenticate", 'Bearer realm="seqr-simulator"')])
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        invoice = _INVOICE.match(path)
+        sticker = _SEQR_ID.match(path)
+        if invoice is None and sticker is None:
+            return _json(start_response, "404 Not Found", {"error": f"no such endpoint {path}"})
+        action = invoice.group(2) if invoice else "pay"
+        wanted = "GET" if invoice and action is None else "POST"
+        if method != wanted:
+            return _json(start_response, "405 Method Not Allowed",
+                         {"error": f"use {wanted}"}, [("Allow", wanted)])
+        try:
+            if invoice is None:
+                assert sticker is not None
+                row = self._write(lambda s, now: payments.pay_by_seqr_id(
+                    s, sticker.group(1), self.rules, now))
+            elif action is None:
+                row = self._read(invoice.group(1))
+            else:
+                row = self._write(lambda s, now: _ACTIONS[action](
+                    s, invoice.group(1), self.rules, now))
+        except payments.BuyerActionError as error:
+            if error.not_found:
+                return _json(start_response, "404 Not Found", {"error": str(error)})
+            return _json(start_response, "409 Conflict",
+                         {"error": str(error), "status": error.status})
+        return _json(start_response, "200 OK", row)
+
+    def _authorised(self, environ: dict[str, Any]) -> bool:
+        token = self.settings.admin_token
+        if not token:
+            return True
+        given = environ.get("HTTP_AUTHORIZATION", "")
+        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+
+    def _write(self, action: Callable[[Session, Any], Invoice]) -> dict[str, Any]:
+        with self.db.write() as session:
+            return describe(action(session, utcnow()))
+
+    def _read(self, reference: str) -> dict[str, Any]:
+        with self.db.read() as session:
+            row = session.get(Invoice, reference)
+            if row is None:
+                raise payments.BuyerActionError(f"no invoice {reference}", not_found=True)
+            return describe(row)
+
+
+_ACTIONS: dict[str, Callable[..., Invoice]] = {
+    "scan": payments.buyer_scan,
+    "pay": payments.buyer_pay,
+    "fail": payments.buyer_fail,
+    "reserve": payments.buyer_reserve,
+}
+
+
+def _json(start_response: StartResponse, status: str, body: dict[str, Any],
+          extra_headers: list[tuple[str, str]] | None = None) -> list[bytes]:
+    data = json.dumps(body).encode()
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+    start_response(status, headers + (extra_headers or []))
+    return [data]
