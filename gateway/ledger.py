@@ -6,16 +6,8 @@ from decimal import Decimal
 from sqlalchemy.orm import Session
 
 from gateway.periods import lock_scope
-from gateway.references import ers_reference as format_reference
-from storage.models import ErsReferenceAllocation, PeriodScope, Terminal, Transaction, utcnow
-
-
-def allocate_reference(session: Session, at: datetime) -> str:
-    """A new, unique 25-digit ersReference stamped with `at`."""
-    allocation = ErsReferenceAllocation(allocated_at=at)
-    session.add(allocation)
-    session.flush()
-    return format_reference(at, allocation.id)
+from gateway.references import allocate_reference
+from storage.models import PeriodScope, Terminal, Transaction, utcnow
 
 
 def record_transaction(

@@ -24,6 +24,7 @@ from gateway import ledger
 from gateway.auth import Principal, require_terminal
 from gateway.errors import SeqrError
 from gateway.invoices import InvoiceData, check_total, validate
+from gateway.references import allocate_reference
 from gateway.resultcodes import ResultCode
 from storage.models import Invoice, Notification, Terminal, Transaction
 
@@ -144,7 +145,7 @@ def _pay(session: Session, invoice: Invoice, rules: PaymentRules, now: datetime,
     _change(invoice, now, Invoice.PAID)
     invoice.paid_at = now
     invoice.payer_id = payer_id or uuid.uuid4().hex
-    invoice.payment_reference = ledger.allocate_reference(session, now)
+    invoice.payment_reference = allocate_reference(session, now)
     invoice.auto_pay_at = None
     if invoice.notification_url:
         session.add(Notification(invoice_reference=invoice.reference,

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from gateway.auth import Principal
 from gateway.errors import SeqrError
 from gateway.parameters import TERMINAL_ID, Parameters
-from gateway.references import ers_reference
+from gateway.references import allocate_reference
 from gateway.resultcodes import ResultCode
 from storage.models import PeriodScope, Terminal, TransactionPeriod, utcnow
 
@@ -88,7 +88,7 @@ def close_open_period(session: Session, scope_key: str) -> ClosedPeriod:
     now = utcnow()
     period.status = TransactionPeriod.CLOSED
     period.closed_at = now
-    period.public_id = ers_reference(now, period.id)
+    period.public_id = allocate_reference(session, now)
     scope.open_period_id = _new_period(session, scope).id
     session.flush()
     return ClosedPeriod(period.public_id, period.reseller_id, period.terminal_id)

@@ -8,6 +8,10 @@ import re
 import uuid
 from datetime import datetime
 
+from sqlalchemy.orm import Session
+
+from storage.models import ErsReferenceAllocation
+
 ERS_REFERENCE_RE = re.compile(r"^\d{25}$")
 TERMINAL_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
@@ -20,6 +24,15 @@ def ers_reference(at: datetime, sequence: int) -> str:
     """
     stamp = at.strftime("%Y%m%d%H%M%S") + f"{at.microsecond // 1000:03d}"
     return stamp + f"{sequence % 10**8:08d}"
+
+
+def allocate_reference(session: Session, at: datetime) -> str:
+    """A new 25-digit reference stamped with `at`, unique among all the gateway gives out:
+    payments, refunds and transaction periods draw from one sequence."""
+    allocation = ErsReferenceAllocation(allocated_at=at)
+    session.add(allocation)
+    session.flush()
+    return ers_reference(at, allocation.id)
 
 
 def new_terminal_id() -> str:

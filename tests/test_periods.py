@@ -152,3 +152,18 @@ def test_closing_is_atomic_under_concurrent_sales_and_marks(tmp_path: Path) -> N
     assert set(terminal_count) == recorded and set(terminal_count.values()) == {1}
     with db.read() as session:
         assert session.scalar(select(func.count()).select_from(Transaction)) == 120
+
+
+def test_period_ids_and_transaction_references_never_coincide(tmp_path: Path) -> None:
+    """The period id is also the mark's ersReference: one sequence numbers them all."""
+    db = sqlite_db(tmp_path)
+    owner = new_shop(db)
+    till = new_terminal(db, owner)
+    journal = Journal()
+    references = []
+    for _ in range(5):
+        references.append(journal.add(db, till, "SALE", "1.00"))
+        references.append(_mark(db, owner))
+        references.append(_mark(db, owner, till))
+    assert len(set(references)) == len(references) == 15
+    assert all(PERIOD_RE.match(r) for r in references)
