@@ -19,6 +19,9 @@ PAYMENT_MODES = ("IMMEDIATE_DEBIT", "RESERVATION_DESIRED", "RESERVATION_REQUIRED
 ACKNOWLEDGMENT_MODES = ("NO_ACKNOWLEDGMENT", "OPTIONAL_ACKNOWLEDGMENT", "REQUIRE_ACKNOWLEDGMENT")
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 MAX_DECIMALS = 5  # what the reports print, and what storage keeps exactly
+#: invoice totals stay below this, so a stored amount (64-bit, in 10**-5 units) and the
+#: reports' sums over millions of them cannot overflow
+MAX_TOTAL = Decimal(10) ** 12
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,9 @@ def validate(invoice: InvoiceData | None) -> InvoiceData:
     """The invoice if it can be paid; else 49 INVALID_INVOICE_DATA or 64 (notificationUrl)."""
     if invoice is None:
         raise _invalid("invoice is missing")
-    currency, _ = check_total(invoice.total)
+    currency, total = check_total(invoice.total)
+    if total >= MAX_TOTAL:
+        raise _invalid(f"totalAmount {total} is too large: it must be less than {MAX_TOTAL}")
     for number, row in enumerate(invoice.rows, start=1):
         what = f"invoiceRow {number}"
         if row.quantity is not None and (not row.quantity.is_finite() or row.quantity <= 0):
@@ -153,7 +158,8 @@ def validate(invoice: InvoiceData | None) -> InvoiceData:
                 )
             if amount.value is not None:
                 _check_decimals(amount.value, f"{what} {name}")
-    if invoice.notification_url is not None:
+    if invoice.notification_url is not None and invoice.notification_url.strip():
+        # an empty <notificationUrl/> (as some generated clients send) means no URL
         parts = urlsplit(invoice.notification_url.strip())
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise SeqrError(

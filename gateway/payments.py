@@ -147,9 +147,10 @@ def _pay(session: Session, invoice: Invoice, rules: PaymentRules, now: datetime,
     invoice.payer_id = payer_id or uuid.uuid4().hex
     invoice.payment_reference = allocate_reference(session, now)
     invoice.auto_pay_at = None
-    if invoice.notification_url:
-        session.add(Notification(invoice_reference=invoice.reference,
-                                 url=invoice.notification_url.strip(), next_attempt_at=now))
+    url = (invoice.notification_url or "").strip()
+    if url:
+        session.add(Notification(invoice_reference=invoice.reference, url=url,
+                                 next_attempt_at=now))
     if register_sees_it or rules.reversal_seconds <= 0:
         _settle(session, invoice, now)
 
