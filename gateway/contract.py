@@ -24,11 +24,11 @@ from spyne import (
     Unicode,
     rpc,
 )
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from gateway import invoices, payments
 from gateway.auth import Credentials
-from gateway.errors import SeqrError
+from gateway.errors import SeqrError, database_error_code
 from gateway.parameters import Parameters
 from gateway.resultcodes import ResultCode
 from gateway.service import Gateway
@@ -446,22 +446,13 @@ def respond(response: type[ErswsResponse], call: Callable[[], dict[str, Any] | N
     except SeqrError as error:
         return response(resultCode=int(error.code), resultDescription=error.description)
     except DBAPIError as error:
-        code = _database_error_code(error)
+        code = database_error_code(error)
         log.exception("database error")
         return response(resultCode=int(code), resultDescription=code.describe("database error"))
     except Exception:
         log.exception("unexpected error")
         code = ResultCode.SYSTEM_ERROR
         return response(resultCode=int(code), resultDescription=code.describe("internal error"))
-
-
-def _database_error_code(error: DBAPIError) -> ResultCode:
-    """Busy (93) while the database is locked, unavailable (94) while it cannot be reached."""
-    if "locked" in str(error.orig).lower():
-        return ResultCode.SYSTEM_BUSY
-    if isinstance(error, OperationalError | InterfaceError) or error.connection_invalidated:
-        return ResultCode.SERVICE_UNAVAILABLE
-    return ResultCode.SYSTEM_ERROR
 
 
 def unsupported(response: type[ErswsResponse], operation: str) -> Any:

@@ -1,5 +1,7 @@
 """The one exception the domain modules raise: a SEQR result code with a human detail."""
 
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
 from gateway.resultcodes import ResultCode
 
 
@@ -14,6 +16,16 @@ class SeqrError(Exception):
     @property
     def description(self) -> str:
         return self.code.describe(self.detail)
+
+
+def database_error_code(error: DBAPIError) -> ResultCode:
+    """Busy (93) while the database is locked, unavailable (94) while it cannot be reached,
+    90 for anything else it refused."""
+    if "locked" in str(error.orig).lower():
+        return ResultCode.SYSTEM_BUSY
+    if isinstance(error, OperationalError | InterfaceError) or error.connection_invalidated:
+        return ResultCode.SERVICE_UNAVAILABLE
+    return ResultCode.SYSTEM_ERROR
 
 
 class ReportNotReadyError(SeqrError):
