@@ -5,21 +5,28 @@
     GET  /simulator/invoices/{invoiceReference}
 
 Answers are JSON: the invoice's new state, or {"error": ...} with 404 (unknown invoice or
-SEQR ID), 409 (the transition is impossible now), 401 (bad admin token) or 405.
+SEQR ID), 409 (the transition is impossible now), 401 (bad admin token), 405, or 503 when the
+database cannot be reached (never an HTML error page).
 """
 
 import hmac
 import json
+import logging
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from gateway import payments
 from gateway.config import Settings
+from gateway.errors import database_error_code
+from gateway.resultcodes import ResultCode
 from storage.database import Database
 from storage.models import Invoice, utcnow
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/simulator/"
 _INVOICE = re.compile(r"^/simulator/invoices/([0-9]{1,32})(?:/(scan|pay|fail|reserve))?/?$")
@@ -75,18 +82,39 @@ class Simulator:
                 return _json(start_response, "404 Not Found", {"error": str(error)})
             return _json(start_response, "409 Conflict",
                          {"error": str(error), "status": error.status})
+        except DBAPIError as error:
+            log.warning("simulator %s %s: database error: %s", method, path, error)
+            if database_error_code(error) in (ResultCode.SERVICE_UNAVAILABLE,
+                                              ResultCode.SYSTEM_BUSY):
+                return _json(start_response, "503 Service Unavailable",
+                             {"error": "the database cannot be reached; try again"},
+                             [("Retry-After", "1")])
+            return _json(start_response, "500 Internal Server Error", {"error": "internal error"})
+        except Exception:
+            log.exception("simulator %s %s failed", method, path)
+            return _json(start_response, "500 Internal Server Error", {"error": "internal error"})
         return _json(start_response, "200 OK", row)
 
     def _authorised(self, environ: dict[str, Any]) -> bool:
         token = self.settings.admin_token
         if not token:
             return True
-        given = environ.get("HTTP_AUTHORIZATION", "")
-        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+        scheme, _, given = environ.get("HTTP_AUTHORIZATION", "").strip().partition(" ")
+        if scheme.lower() != "bearer":  # the scheme is case-insensitive (RFC 9110 11.1)
+            return False
+        return hmac.compare_digest(given.strip().encode(), token.encode())
 
     def _write(self, action: Callable[[Session, Any], Invoice]) -> dict[str, Any]:
+        """Run a buyer action in one transaction. A refused action is committed too: what
+        it changed before refusing (the 20-second rule's reversal, applied on the way) is the
+        state its 409 reports, and must not be rolled back. (The buyer actions of
+        `gateway.payments` refuse before they change anything of their own.)"""
         with self.db.write() as session:
-            return describe(action(session, utcnow()))
+            try:
+                return describe(action(session, utcnow()))
+            except payments.BuyerActionError as error:
+                refused = error
+        raise refused
 
     def _read(self, reference: str) -> dict[str, Any]:
         with self.db.read() as session:
