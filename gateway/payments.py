@@ -1,9 +1,10 @@
 """The invoice lifecycle: the register's operations, the buyer's actions, and the clock's.
 
 States: ISSUED -> (scan, REQUIRE_ACKNOWLEDGMENT) PENDING_ISSUER_ACKNOWLEDGE -> (updateInvoice)
-ISSUED -> PAID, or -> RESERVED -> (commitReservation) PAID; ISSUED/RESERVED -> CANCELED;
-ISSUED/PENDING -> FAILED. Every change is one database transaction on a locked invoice row
-and adds exactly 1 to the invoice's version; a plain poll changes nothing.
+ISSUED -> PAID, or -> RESERVED -> (commitReservation) PAID; ISSUED/RESERVED/FAILED ->
+(cancelInvoice) CANCELED; ISSUED/PENDING -> FAILED. Every change is one database transaction
+on a locked invoice row and adds exactly 1 to the invoice's version; a plain poll changes
+nothing.
 
 A payment enters the ledger (and so the reconciliation reports) once the register has seen
 it: its first poll answering PAID, its receipt, or its own commitReservation. A PAID
@@ -208,6 +209,8 @@ def update_invoice(session: Session, principal: Principal, reference: str | None
     data = validate(invoice)
     currency, total = check_total(data.total)
     row.currency, row.total_amount = currency, total
+    row.payment_mode = data.effective_payment_mode
+    row.acknowledgment_mode = data.effective_acknowledgment_mode
     row.cashier_id = data.cashier_id
     row.client_invoice_id = data.client_invoice_id
     row.notification_url = data.notification_url

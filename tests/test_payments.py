@@ -1141,3 +1141,14 @@ def test_change_principal_password(world: World) -> None:
         assert world.code(lambda s, p=principal, r=requested: principals.change_principal_password(
             s, p, r, "long-enough")) == ResultCode.ACCESS_DENIED
     assert login(Credentials("RESELLERUSER", "shop-1", "9900", "abcd")) == world.owner
+
+
+def test_update_invoice_applies_new_payment_and_acknowledgment_modes(world: World) -> None:
+    """What the receipt shows is what the rules apply: a mode change takes effect."""
+    reference = world.send()
+    reserved_only = invoice(payment_mode="RESERVATION_REQUIRED")
+    world.do(lambda s: payments.update_invoice(s, world.till, reference, reserved_only,
+                                               RULES, at(1)))
+    assert world.buyer_error(lambda s: payments.buyer_pay(s, reference, RULES, at(2))).status \
+        == "ISSUED"
+    assert world.reserve(reference, at(3)).status == "RESERVED"
