@@ -43,6 +43,18 @@ def _add_payment_options(parser: argparse.ArgumentParser) -> None:
         "0 turns it off [SEQR_UNPOLLED_REVERSAL_SECONDS, default %(default)s]",
     )
     parser.add_argument(
+        "--notification-attempts", type=int,
+        default=int(_env("SEQR_NOTIFICATION_ATTEMPTS", 3)),
+        help="calls of an invoice's notificationUrl before giving up "
+        "[SEQR_NOTIFICATION_ATTEMPTS, default %(default)s]",
+    )
+    parser.add_argument(
+        "--notification-timeout", type=float,
+        default=float(_env("SEQR_NOTIFICATION_TIMEOUT", 3.0)),
+        help="seconds each notificationUrl call may take [SEQR_NOTIFICATION_TIMEOUT, "
+        "default %(default)s]",
+    )
+    parser.add_argument(
         "--auto-pay-after", type=float, default=_optional_float("SEQR_AUTO_PAY_AFTER"),
         help="every new invoice pays itself after this many seconds [SEQR_AUTO_PAY_AFTER, "
         "default: never]",
@@ -80,6 +92,10 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
         unpolled_reversal_seconds=getattr(
             args, "unpolled_reversal_seconds", Settings.unpolled_reversal_seconds),
         auto_pay_after=getattr(args, "auto_pay_after", None),
+        notification_attempts=getattr(
+            args, "notification_attempts", Settings.notification_attempts),
+        notification_timeout=getattr(
+            args, "notification_timeout", Settings.notification_timeout),
         admin_token=os.environ.get("SEQR_ADMIN_TOKEN") or None,
         **overrides,
     )

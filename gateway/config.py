@@ -81,4 +81,8 @@ class Settings:
             auto_pay_after=env_optional_float("SEQR_AUTO_PAY_AFTER"),
             simulator=env_str("SEQR_SIMULATOR", "1") not in ("0", "false", "no"),
             admin_token=os.environ.get("SEQR_ADMIN_TOKEN") or None,
+            notification_attempts=env_int(
+                "SEQR_NOTIFICATION_ATTEMPTS", cls.notification_attempts),
+            notification_timeout=env_float(
+                "SEQR_NOTIFICATION_TIMEOUT", cls.notification_timeout),
         )

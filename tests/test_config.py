@@ -1,0 +1,41 @@
+"""Configuration: flags, with environment variables as fallbacks."""
+
+import pytest
+
+from gateway.cli import _settings, build_parser
+from gateway.config import Settings
+
+
+def test_serve_flags_reach_the_settings() -> None:
+    args = build_parser().parse_args([
+        "serve", "--database-url", "sqlite:///x.sqlite3", "--report-delay", "0.5",
+        "--unpolled-reversal-seconds", "0", "--auto-pay-after", "1.5",
+        "--notification-attempts", "5", "--notification-timeout", "0.25", "--no-simulator",
+    ])
+    settings = _settings(args, simulator=not args.no_simulator)
+    assert (settings.database_url, settings.report_delay) == ("sqlite:///x.sqlite3", 0.5)
+    assert settings.payment_rules.reversal_seconds == 0
+    assert settings.payment_rules.auto_pay_after == 1.5
+    assert (settings.notification_attempts, settings.notification_timeout) == (5, 0.25)
+    assert settings.simulator is False
+
+
+def test_environment_fallbacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "SEQR_DATABASE_URL": "sqlite:///env.sqlite3", "SEQR_REPORT_DELAY": "0",
+        "SEQR_UNPOLLED_REVERSAL_SECONDS": "7", "SEQR_AUTO_PAY_AFTER": "2",
+        "SEQR_NOTIFICATION_ATTEMPTS": "4", "SEQR_NOTIFICATION_TIMEOUT": "1.5",
+        "SEQR_SIMULATOR": "0", "SEQR_ADMIN_TOKEN": "s3cret",
+    }.items():
+        monkeypatch.setenv(name, value)
+    from_env = Settings.from_env()
+    args = build_parser().parse_args(["serve"])
+    from_flags = _settings(args, simulator=not args.no_simulator)
+    for settings in (from_env, from_flags):
+        assert settings.database_url == "sqlite:///env.sqlite3"
+        assert settings.report_delay == 0
+        assert settings.payment_rules.reversal_seconds == 7
+        assert settings.payment_rules.auto_pay_after == 2
+        assert (settings.notification_attempts, settings.notification_timeout) == (4, 1.5)
+        assert settings.simulator is False and settings.admin_token == "s3cret"
+    assert Settings().payment_rules.reversal_seconds == 20  # the real service's rule
