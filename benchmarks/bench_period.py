@@ -199,7 +199,7 @@ def render_child(argv: list[str]) -> int:
     else:  # answer: the READY document fetched through the gateway's WSGI app, in-process
         from gateway.app import create_app
 
-        app = create_app(settings, db)
+        app = create_app(settings, db, create_schema=True)
 
         def call(report: str) -> tuple[str, bytes]:
             body = _execute_report_envelope(args.reseller, args.period, report)

@@ -135,8 +135,12 @@ def _plain(start_response: StartResponse, status: str, message: str,
                  extra_headers)
 
 
-def create_app(settings: Settings | None = None, db: Database | None = None) -> GatewayApp:
+def create_app(settings: Settings | None = None, db: Database | None = None,
+               *, create_schema: bool = False) -> GatewayApp:
+    """The WSGI app. `create_schema` makes a new database's tables (tests, in-process use);
+    a served database is migrated beforehand (`seqr-gateway migrate`, checked by `serve`)."""
     settings = settings or Settings.from_env()
     db = db or Database(settings.database_url)
-    db.create_schema()
+    if create_schema:
+        db.create_schema()
     return GatewayApp(db, settings)

@@ -166,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.root.level))
     handler = {
         "serve": _serve, "worker": _worker, "migrate": _migrate, "add-reseller": _add_reseller,
         "simulate": _simulate,
@@ -174,15 +175,36 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
+    from storage import migrations
+
     db = Database(args.database_url)
-    db.create_schema()
-    print(f"schema ready at {args.database_url}")
+    db.migrate()
+    print(f"schema at revision {migrations.current(db.engine)} (newest) in {_safe(db)}")
     return 0
 
 
+def _safe(db: Database) -> str:
+    return db.engine.url.render_as_string(hide_password=True)
+
+
+def _ready_database(url: str) -> Database | None:
+    """The database, its schema this gateway's: the embedded SQLite default is migrated in
+    place; any other database must have been migrated (`seqr-gateway migrate`) before."""
+    from storage.migrations import SchemaOutOfDateError
+
+    db = Database(url)
+    try:
+        db.check_schema(upgrade_if_behind=db.is_sqlite)
+    except SchemaOutOfDateError as error:
+        print(f"seqr-gateway: {_safe(db)}: {error}", file=sys.stderr)
+        return None
+    return db
+
+
 def _add_reseller(args: argparse.Namespace) -> int:
-    db = Database(args.database_url)
-    db.create_schema()
+    db = _ready_database(args.database_url)
+    if db is None:
+        return 2
     with db.write() as session:
         shops.add_reseller(session, args.id, args.user_id, args.password, args.name)
     print(f"reseller {args.id} user {args.user_id} ready")
@@ -208,8 +230,9 @@ def _serve(args: argparse.Namespace) -> int:
         args, max_body_bytes=args.max_body_bytes, embedded_worker=not args.no_worker,
         simulator=not args.no_simulator,
     )
-    db = Database(settings.database_url)
-    db.create_schema()
+    db = _ready_database(settings.database_url)
+    if db is None:
+        return 2
     endpoint = f"http://{args.host}:{args.port}/extclientproxy/service/v2"
     if not args.no_demo:
         password = seed_demo_shop(db)
@@ -233,8 +256,9 @@ def _worker(args: argparse.Namespace) -> int:
     from gateway.worker import ReportWorker
 
     settings = _settings(args)
-    db = Database(settings.database_url)
-    db.create_schema()
+    db = _ready_database(settings.database_url)
+    if db is None:
+        return 2
     worker = ReportWorker(db, settings)
     housekeeper = Housekeeper(db, settings)
 

@@ -34,7 +34,23 @@ class Database:
         )
 
     def create_schema(self) -> None:
+        """A new database's tables, straight from the models, marked as migrated to head
+        (tests and in-process use; deployments run `seqr-gateway migrate`)."""
+        from storage import migrations
+
         Base.metadata.create_all(self.engine)
+        if migrations.current(self.engine) is None:
+            migrations.stamp(self.engine)
+
+    def migrate(self) -> None:
+        from storage import migrations
+
+        migrations.upgrade(self.engine)
+
+    def check_schema(self, *, upgrade_if_behind: bool) -> None:
+        from storage import migrations
+
+        migrations.check(self.engine, upgrade_if_behind=upgrade_if_behind)
 
     @contextmanager
     def read(self) -> Iterator[Session]:

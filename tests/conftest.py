@@ -22,6 +22,7 @@ from gateway import shops
 from gateway.app import GatewayApp, create_app
 from gateway.config import Settings
 from storage.database import Database
+from tests.databases import POSTGRESQL, SKIP_REASON, SQLITE, Backends, new_database_url
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "seqr"
 if not SHARED.exists():  # CI clones next to shared/ too, but be explicit when it is not
@@ -80,12 +81,13 @@ class GatewayServer:
 
     def __init__(self, workdir: Path, *extra: str, env: dict[str, str] | None = None,
                  db_url: str | None = None) -> None:
-        self.db_url = db_url or f"sqlite:///{workdir / 'gateway.sqlite3'}"
+        self.db_url = db_url or new_database_url(workdir, "gateway")
         self.workdir = workdir
         self.extra = extra
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
         self.db = Database(self.db_url)
+        self.db.migrate()  # as a deployment does before serving (`seqr-gateway migrate`)
         self._bind(free_port())
 
     def _bind(self, port: int) -> None:
@@ -135,8 +137,32 @@ class GatewayServer:
         return requests.post(self.endpoint, data=data, headers=headers, timeout=30, **kwargs)
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A PostgreSQL that is configured but cannot be reached fails the run; it is not skipped."""
+    url = Backends.postgres_url()
+    if url is None:
+        return
+    try:
+        with Backends.admin().connect():
+            pass
+    except Exception as error:  # noqa: BLE001 - reported as the reason the run stops
+        pytest.exit(f"SEQR_TEST_DATABASE_URL={url} is unreachable: {error}", returncode=3)
+
+
+@pytest.fixture(scope="session", params=[SQLITE, POSTGRESQL], autouse=True)
+def database_backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test runs on SQLite, and again on PostgreSQL when SEQR_TEST_DATABASE_URL is set."""
+    if request.param == POSTGRESQL and Backends.postgres_url() is None:
+        pytest.skip(SKIP_REASON)
+    Backends.current = request.param
+    yield request.param
+    Backends.drop_all()
+    Backends.current = SQLITE
+
+
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
+def server(database_backend: str,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
     """One gateway for the session; tests keep apart by using shops of their own."""
     gateway = GatewayServer(tmp_path_factory.mktemp("gateway")).start()
     yield gateway
@@ -203,8 +229,8 @@ class InProcess:
 
 @pytest.fixture
 def inprocess(tmp_path: Path) -> InProcess:
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'inproc.sqlite3'}", report_delay=0)
-    return InProcess(create_app(settings))
+    settings = Settings(database_url=new_database_url(tmp_path, "inproc"), report_delay=0)
+    return InProcess(create_app(settings, create_schema=True))
 
 
 def envelope(operation: str, inner: str) -> str:

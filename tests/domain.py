@@ -8,10 +8,12 @@ from gateway import ledger, shops, terminals
 from gateway.auth import Principal
 from storage.database import Database
 from storage.models import Terminal, Transaction
+from tests.databases import new_database_url
 
 
-def sqlite_db(tmp_path: Path, name: str = "domain.sqlite3") -> Database:
-    db = Database(f"sqlite:///{tmp_path / name}")
+def fresh_db(tmp_path: Path, name: str = "domain") -> Database:
+    """A new database with the schema, on the backend under test."""
+    db = Database(new_database_url(tmp_path, name))
     db.create_schema()
     return db
 

@@ -521,7 +521,8 @@ def test_served_wsdl_is_the_official_contract(server: GatewayServer, path: str) 
 def spyne_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayApp]:
     """The application as the server builds it (on a database of its own)."""
     path: Path = tmp_path_factory.mktemp("spyne") / "contract.sqlite3"
-    yield create_app(Settings(database_url=f"sqlite:///{path}", report_delay=0))
+    yield create_app(Settings(database_url=f"sqlite:///{path}", report_delay=0),
+                     create_schema=True)
 
 
 @pytest.fixture(scope="module")

@@ -656,7 +656,8 @@ def test_inprocess_unhandled_error_is_a_server_fault_without_traceback(
 
 def test_inprocess_body_without_content_length_is_limited(tmp_path: Path) -> None:
     app = InProcess(create_app(Settings(database_url=f"sqlite:///{tmp_path / 'l.sqlite3'}",
-                                        max_body_bytes=512, embedded_worker=False)))
+                                        max_body_bytes=512, embedded_worker=False),
+                                  create_schema=True))
     big = operation("benchmarkingNop", "").replace(b"<soapenv:Header/>",
                                                   b"<soapenv:Header/>" + b" " * 600)
     status, body = app.request("POST", body=big, headers={"CONTENT_LENGTH": ""})
@@ -669,7 +670,7 @@ def test_inprocess_body_without_content_length_is_limited(tmp_path: Path) -> Non
 def test_inprocess_limit_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEQR_DATABASE_URL", f"sqlite:///{tmp_path / 'env.sqlite3'}")
     monkeypatch.setenv("SEQR_MAX_BODY_BYTES", "300")
-    app = InProcess(create_app(Settings.from_env()))
+    app = InProcess(create_app(Settings.from_env(), create_schema=True))
     nop = operation("benchmarkingNop", "")
     assert len(nop) < 300
     assert app.post(nop)[0] == 200

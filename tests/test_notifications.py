@@ -28,7 +28,7 @@ from gateway.payments import PaymentRules
 from gateway.service import Gateway
 from storage.database import Database
 from storage.models import Invoice, Notification, NotificationAttempt, Transaction, utcnow
-from tests.domain import new_shop, new_terminal, sqlite_db
+from tests.domain import fresh_db, new_shop, new_terminal
 
 TIMEOUT = 0.5  # seconds a notification call may take in these tests
 RULES = PaymentRules()
@@ -142,7 +142,7 @@ class Shop:
 
 
 def make_shop(tmp_path: Path, **settings: object) -> Shop:
-    db = sqlite_db(tmp_path)
+    db = fresh_db(tmp_path)
     owner = new_shop(db)
     till = Principal("TERMINALID", owner.reseller_id, terminal_id=new_terminal(db, owner))
     options: dict[str, object] = {"notification_timeout": TIMEOUT, "notification_attempts": 3,

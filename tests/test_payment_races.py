@@ -6,12 +6,10 @@ payment, a refund total above the payment, or a version that skips or repeats. E
 is started by a `threading.Barrier`; each thread has its own HTTP session. What the
 register saw is recorded poll by poll and checked at the end against the +1-per-change rule.
 
-SQLite serialises every write, so it cannot show a missing row lock; set
-SEQR_TEST_DATABASE_URL (e.g. postgresql+psycopg://localhost/seqr_test, an existing empty or
-disposable database) to race on PostgreSQL instead, where the row locks do the work.
+SQLite serialises every write, so it cannot show a missing row lock; the PostgreSQL run of
+the suite (SEQR_TEST_DATABASE_URL) races where the row locks do the work.
 """
 
-import os
 import random
 import threading
 import time
@@ -38,8 +36,7 @@ SOAP_HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}
 @pytest.fixture(scope="module")
 def racer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
     """A gateway of two gunicorn processes, so racing requests really run side by side."""
-    gateway = GatewayServer(tmp_path_factory.mktemp("races"), "--workers", "2",
-                            db_url=os.environ.get("SEQR_TEST_DATABASE_URL") or None)
+    gateway = GatewayServer(tmp_path_factory.mktemp("races"), "--workers", "2")
     try:
         yield gateway.start()
     finally:
@@ -373,8 +370,7 @@ def test_first_poll_racing_the_reversal(tmp_path_factory: pytest.TempPathFactory
     PAID (and the sale counts) or CANCELED (and it does not), never both, never a
     reversed payment in the reports."""
     gateway = GatewayServer(tmp_path_factory.mktemp("reversal"), "--workers", "2",
-                            "--unpolled-reversal-seconds", str(REVERSAL),
-                            db_url=os.environ.get("SEQR_TEST_DATABASE_URL") or None)
+                            "--unpolled-reversal-seconds", str(REVERSAL))
     try:
         gateway.start()
         shop = new_shop(gateway.db)

@@ -27,7 +27,7 @@ from gateway.periods import mark_transaction_period
 from gateway.resultcodes import ResultCode
 from storage.database import Database
 from storage.models import Invoice, Notification, Transaction, TransactionPeriod
-from tests.domain import new_shop, new_terminal, sqlite_db
+from tests.domain import fresh_db, new_shop, new_terminal
 
 T0 = datetime(2024, 5, 2, 10, 0, 0, tzinfo=UTC)
 RULES = PaymentRules()  # the 20-second rule on, no auto-pay
@@ -144,7 +144,7 @@ def cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def world(tmp_path: Path) -> World:
-    db = sqlite_db(tmp_path)
+    db = fresh_db(tmp_path)
     owner = new_shop(db)
     till = Principal("TERMINALID", owner.reseller_id, terminal_id=new_terminal(db, owner))
     return World(db, owner, till)

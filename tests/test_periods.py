@@ -14,7 +14,7 @@ from gateway.periods import mark_transaction_period
 from gateway.resultcodes import ResultCode
 from storage.models import Transaction, TransactionPeriod
 from tests.conftest import PERIOD_RE
-from tests.domain import Journal, new_shop, new_terminal, sqlite_db
+from tests.domain import Journal, fresh_db, new_shop, new_terminal
 
 
 def _mark(db, principal: Principal, terminal_id: str | None = None) -> str:
@@ -35,7 +35,7 @@ def _references_in(db, period_public_id: str) -> set[str]:
 
 
 def test_a_period_holds_what_happened_since_the_previous_mark(tmp_path: Path) -> None:
-    db = sqlite_db(tmp_path)
+    db = fresh_db(tmp_path)
     owner = new_shop(db)
     till = new_terminal(db, owner)
     journal = Journal()
@@ -52,7 +52,7 @@ def test_a_period_holds_what_happened_since_the_previous_mark(tmp_path: Path) ->
 
 
 def test_shop_and_terminal_scopes_are_independent(tmp_path: Path) -> None:
-    db = sqlite_db(tmp_path)
+    db = fresh_db(tmp_path)
     owner = new_shop(db)
     till_a, till_b = new_terminal(db, owner, "A"), new_terminal(db, owner, "B")
     journal = Journal()
@@ -71,7 +71,7 @@ def test_shop_and_terminal_scopes_are_independent(tmp_path: Path) -> None:
 
 
 def test_who_may_close_what(tmp_path: Path) -> None:
-    db = sqlite_db(tmp_path)
+    db = fresh_db(tmp_path)
     owner = new_shop(db, "shop-1")
     other = new_shop(db, "shop-2")
     till = new_terminal(db, owner)
@@ -93,7 +93,7 @@ def test_who_may_close_what(tmp_path: Path) -> None:
 def test_closing_is_atomic_under_concurrent_sales_and_marks(tmp_path: Path) -> None:
     """Every transaction lands in exactly one period per scope, and a closed period's
     content is the same later as the moment it was closed."""
-    db = sqlite_db(tmp_path)
+    db = fresh_db(tmp_path)
     owner = new_shop(db)
     tills = [new_terminal(db, owner, f"Till {i}") for i in range(3)]
     journal = Journal()
@@ -156,7 +156,7 @@ def test_closing_is_atomic_under_concurrent_sales_and_marks(tmp_path: Path) -> N
 
 def test_period_ids_and_transaction_references_never_coincide(tmp_path: Path) -> None:
     """The period id is also the mark's ersReference: one sequence numbers them all."""
-    db = sqlite_db(tmp_path)
+    db = fresh_db(tmp_path)
     owner = new_shop(db)
     till = new_terminal(db, owner)
     journal = Journal()

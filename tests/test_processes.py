@@ -6,10 +6,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 import zeep
 
 from client import BINDING
+from storage.database import Database
 from tests.conftest import (
     OFFICIAL_WSDL,
     SOAP_PATH,
@@ -18,7 +20,17 @@ from tests.conftest import (
     make_shop,
     reseller_context,
 )
+from tests.databases import new_database_url
 from tests.flows import poll_report
+
+
+def deployable_database_url(tmp_path: Path, name: str) -> str:
+    """A new database as a deployment has it: the embedded SQLite default as it comes (it
+    migrates itself), any other migrated beforehand with `seqr-gateway migrate`."""
+    db_url = new_database_url(tmp_path, name)
+    if not db_url.startswith("sqlite"):
+        Database(db_url).migrate()
+    return db_url
 
 
 def _params(**entries: str) -> dict:
@@ -86,8 +98,9 @@ def test_serve_seeds_a_demo_shop_and_prints_its_credentials(tmp_path: Path) -> N
     (again on a restart), and the default 2 s report delay before a report is ready."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    db_url = deployable_database_url(tmp_path, "demo")
     command = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port),
-               "--database-url", f"sqlite:///{tmp_path / 'demo.sqlite3'}"]
+               "--database-url", db_url]
     demo = reseller_context("demo-shop", "9900", "demo-password")
     for _start in ("first", "restart"):
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -117,7 +130,7 @@ def test_serve_seeds_a_demo_shop_and_prints_its_credentials(tmp_path: Path) -> N
 
 
 def test_add_reseller_creates_a_shop_that_can_log_in(tmp_path: Path) -> None:
-    db_url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    db_url = deployable_database_url(tmp_path, "cli")
     result = subprocess.run(
         [sys.executable, "-m", "gateway.cli", "add-reseller", "--database-url", db_url,
          "--id", "4711", "--user-id", "9900", "--password", "s3cret", "--name", "Store 111"],
@@ -133,3 +146,59 @@ def test_add_reseller_creates_a_shop_that_can_log_in(tmp_path: Path) -> None:
             reseller_context("4711", "9900", "wrong"), None).resultCode == 20
     finally:
         gateway.stop()
+
+
+def _serve(db_url: str) -> subprocess.CompletedProcess[str]:
+    """`serve` on a database whose schema it must refuse: it exits without serving."""
+    return subprocess.run(  # the return code is asserted by the callers
+        [sys.executable, "-m", "gateway.cli", "serve", "--port", str(free_port()),
+         "--database-url", db_url, "--no-demo"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+
+
+def test_serve_refuses_a_schema_newer_than_it_knows(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+
+    db_url = new_database_url(tmp_path, "newer")
+    db = Database(db_url)
+    db.migrate()
+    with db.engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    result = _serve(db_url)
+    assert result.returncode == 2
+    assert "newer than this gateway knows" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_production_database_must_be_migrated_before_serving(
+    tmp_path: Path, database_backend: str
+) -> None:
+    """On PostgreSQL `serve` refuses an empty schema and says to migrate; the embedded SQLite
+    default migrates itself (the README's first command, checked above)."""
+    if database_backend != "postgresql":
+        pytest.skip("the embedded SQLite default migrates itself")
+    db_url = new_database_url(tmp_path, "unmigrated")
+    refused = _serve(db_url)
+    assert refused.returncode == 2
+    assert "seqr-gateway migrate" in refused.stderr and "Traceback" not in refused.stderr
+    migrated = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "migrate", "--database-url", db_url],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    assert "schema at revision" in migrated.stdout
+    gateway = GatewayServer(tmp_path, db_url=db_url).start()
+    gateway.stop()
+
+
+def test_migrations_build_exactly_the_models_schema(tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from storage.models import Base
+
+    db = Database(new_database_url(tmp_path, "migrated"))
+    db.migrate()
+    with db.engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []

@@ -16,7 +16,7 @@ from gateway.reports.catalog import REPORTS, lookup
 from gateway.reports.render import ReportScope, render
 from gateway.resultcodes import ResultCode
 from storage.models import TransactionPeriod, utcnow
-from tests.domain import Journal, new_shop, new_terminal, sqlite_db
+from tests.domain import Journal, fresh_db, new_shop, new_terminal
 from wsdl import report_schema
 
 
@@ -51,7 +51,7 @@ def _numbers(row) -> tuple:
 @pytest.fixture
 def trading_day(tmp_path: Path):
     """Two terminals, three cashiers (one sale without a cashier), sales and refunds."""
-    db = sqlite_db(tmp_path)
+    db = fresh_db(tmp_path)
     owner = new_shop(db)
     till_a, till_b = new_terminal(db, owner, "A"), new_terminal(db, owner, "B")
     journal = Journal()
@@ -133,7 +133,7 @@ def test_terminal_reports_of_a_shop_period_filter_by_terminal(trading_day) -> No
 
 
 def test_an_empty_period_still_gives_valid_documents(tmp_path: Path) -> None:
-    db = sqlite_db(tmp_path)
+    db = fresh_db(tmp_path)
     owner = new_shop(db)
     till = new_terminal(db, owner)
     period = _close(db, owner)

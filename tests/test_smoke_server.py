@@ -1,7 +1,9 @@
-from tests.conftest import GatewayServer, parse_response, sample, text_of
+from tests.conftest import GatewayServer, Shop, parse_response, sample, text_of
 
 
-def test_health_and_mark_over_http(server: GatewayServer, shop) -> None:
+def test_the_server_runs_on_the_backend_under_test(server: GatewayServer, shop: Shop,
+                                                   database_backend: str) -> None:
+    assert server.db.engine.dialect.name == database_backend
     response = server.post(sample("markTransactionPeriod-shop.xml", RESELLER_ID=shop.reseller_id,
                                   RESELLER_PASSWORD=shop.password))
     assert response.status_code == 200

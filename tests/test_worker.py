@@ -16,13 +16,13 @@ from gateway.service import Gateway
 from gateway.worker import ReportWorker
 from storage import jobs
 from storage.models import ReportDocument, ReportJob
-from tests.domain import Journal, new_shop, new_terminal, sqlite_db
+from tests.domain import Journal, fresh_db, new_shop, new_terminal
 
 OWNER = Credentials("RESELLERUSER", "shop-1", "9900", "secret-pw")
 
 
 def _setup(tmp_path: Path, **settings):
-    db = sqlite_db(tmp_path)
+    db = fresh_db(tmp_path)
     owner = new_shop(db)
     till = new_terminal(db, owner)
     Journal().add(db, till, "SALE", "12.34", "anna")
