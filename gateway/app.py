@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable
 from io import BytesIO
 from typing import Any
@@ -10,8 +11,9 @@ from xml.sax.saxutils import escape
 
 from spyne import Application
 from spyne.server.wsgi import WsgiApplication
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
+from gateway import metrics
 from gateway.config import Settings
 from gateway.contract import NS, ERSWSExternalClientService
 from gateway.service import Gateway
@@ -19,11 +21,13 @@ from gateway.simulator import PREFIX as SIMULATOR_PREFIX
 from gateway.simulator import Simulator
 from gateway.soap import ContractSoap11
 from storage.database import Database
+from storage.models import ReportJob
 from wsdl import served_wsdl
 
 log = logging.getLogger(__name__)
 
 SOAP_PATHS = ("/extclientproxy/service/v2", "/soap/merchant/cashregister-2")
+_FAULT_CODE = re.compile(rb"<faultcode>(?:[^<:]*:)?([^<]*)</faultcode>")
 
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
@@ -52,6 +56,7 @@ class GatewayApp:
             out_protocol=ContractSoap11(),
         )
         application.gateway = self.gateway  # reached by the service methods as ctx.app.gateway
+        metrics.instrument(application)
         self.soap = WsgiApplication(application, max_content_length=settings.max_body_bytes + 1)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -59,6 +64,9 @@ class GatewayApp:
         method = environ.get("REQUEST_METHOD", "GET")
         if path == "/health":
             return self._health(start_response)
+        if path == "/metrics":
+            return _send(start_response, "200 OK", metrics.CONTENT_TYPE,
+                         metrics.exposition(self.db))
         if path.startswith(SIMULATOR_PREFIX) and self.simulator is not None:
             return self.simulator(environ, start_response)
         if path.rstrip("/") not in SOAP_PATHS:
@@ -97,6 +105,9 @@ class GatewayApp:
             log.exception("unhandled error in the SOAP layer")
             return _send(start_response, "500 Internal Server Error", "text/xml; charset=utf-8",
                          _fault("Server", "internal error"))
+        if answer[0].startswith("5"):
+            fault = _FAULT_CODE.search(b"".join(body))
+            metrics.count_fault(fault.group(1).decode() if fault else "unknown")
         start_response(*answer)
         return body
 
@@ -113,10 +124,19 @@ class GatewayApp:
         return None if len(body) > limit else body
 
     def _health(self, start_response: StartResponse) -> Iterable[bytes]:
+        """Database reachability and the report queue: how many wait, the oldest for how long."""
         try:
             with self.db.read() as session:
                 session.execute(text("SELECT 1"))
-            status, report = "200 OK", {"status": "ok", "database": "ok"}
+                waiting, since = session.execute(
+                    select(func.count(), func.min(ReportJob.created_at)).where(
+                        ReportJob.status.in_((ReportJob.PENDING, ReportJob.RUNNING)))
+                ).one()
+            status = "200 OK"
+            report: dict[str, Any] = {
+                "status": "ok", "database": "ok", "report_jobs_waiting": waiting,
+                "oldest_waiting_job_age_seconds": round(metrics.oldest_age(since), 3),
+            }
         except Exception as error:  # noqa: BLE001 (reported, not raised: /health is for this)
             status, report = "503 Service Unavailable", {"status": "error", "database": str(error)}
         return _send(start_response, status, "application/json", json.dumps(report).encode())

@@ -9,6 +9,8 @@ import logging
 import os
 import signal
 import sys
+import threading
+from pathlib import Path
 from typing import Any
 
 from gateway import shops
@@ -133,8 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_payment_options(serve)
 
     worker = commands.add_parser(
-        "worker", help="run a report worker (and the payments' housekeeping) as a process")
+        "worker", help="run report workers (and the payments' housekeeping) as a process")
     _add_database(worker)
+    worker.add_argument("--concurrency", type=int,
+                        default=int(_env("SEQR_WORKER_CONCURRENCY", 1)),
+                        help="reports rendered at once by this process "
+                        "[SEQR_WORKER_CONCURRENCY, default %(default)s]")
     _add_worker_options(worker)
     _add_payment_options(worker)
 
@@ -223,7 +229,21 @@ def seed_demo_shop(db: Database) -> str | None:
     return None
 
 
+def _metrics_directory() -> None:
+    """prometheus-client's multiprocess mode, so /metrics sums every gunicorn worker: a fresh
+    directory unless PROMETHEUS_MULTIPROC_DIR names one (set before the client is imported)."""
+    import tempfile
+
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        for stale in Path(directory).glob("*.db"):
+            stale.unlink()
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="seqr-metrics-")
+
+
 def _serve(args: argparse.Namespace) -> int:
+    _metrics_directory()
     from gateway.server import run_gunicorn
 
     settings = _settings(
@@ -259,18 +279,22 @@ def _worker(args: argparse.Namespace) -> int:
     db = _ready_database(settings.database_url)
     if db is None:
         return 2
-    worker = ReportWorker(db, settings)
+    workers = [ReportWorker(db, settings) for _ in range(max(1, args.concurrency))]
     housekeeper = Housekeeper(db, settings)
+    stopping = threading.Event()
 
     def stop(*_: Any) -> None:
-        worker.stop()
+        stopping.set()
         housekeeper.stop()
+        for worker in workers:
+            worker.stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    housekeeping = housekeeper.start_thread()
-    worker.run_forever()  # finishes the job in hand, then returns
-    housekeeping.join(10)
+    threads = [housekeeper.start_thread()] + [worker.start_thread() for worker in workers]
+    stopping.wait()
+    for thread in threads:  # each worker finishes the job in hand, then returns
+        thread.join()
     return 0
 
 

@@ -33,6 +33,12 @@ def _post_worker_init(settings: Settings) -> Any:
     return hook
 
 
+def _child_exit(_server: Any, worker: Any) -> None:
+    from gateway.metrics import process_exited
+
+    process_exited(worker.pid)
+
+
 def _has_setting(name: str) -> bool:
     from gunicorn.config import KNOWN_SETTINGS
 
@@ -48,6 +54,7 @@ def run_gunicorn(settings: Settings, host: str, port: int, workers: int) -> None
         "graceful_timeout": 10,
         "accesslog": "-",
         "post_worker_init": _post_worker_init(settings),
+        "child_exit": _child_exit,
     }
     if _has_setting("control_socket_disable"):
         options["control_socket_disable"] = True  # gunicorn >= 23: one shared socket per user

@@ -9,6 +9,7 @@ import os
 import socket
 import tempfile
 import threading
+import time
 import uuid
 from datetime import datetime
 from typing import IO
@@ -40,6 +41,7 @@ class ReportWorker:
         if claim is None:
             return False
         with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as out:
+            started = time.perf_counter()
             try:
                 title, generated_at = self._render(claim.job_id, out)
             except Exception as exc:  # a failing render must not kill the worker
@@ -53,7 +55,8 @@ class ReportWorker:
                 return True
             size = out.tell()
             out.seek(0)
-            if jobs.complete(self.db, claim, title, MIME_TYPE, out, generated_at):
+            seconds = time.perf_counter() - started
+            if jobs.complete(self.db, claim, title, MIME_TYPE, out, generated_at, seconds):
                 log.info("report job %s ready: %s (%d bytes)", claim.job_id, title, size)
             else:
                 log.warning("report job %s: lease lost, rendering discarded", claim.job_id)
@@ -84,7 +87,8 @@ class ReportWorker:
         log.info("report worker %s stopped", self.name)
 
     def start_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.run_forever, name="report-worker", daemon=True)
+        thread = threading.Thread(target=self.run_forever, name=f"report-worker {self.name}",
+                                  daemon=True)
         thread.start()
         return thread
 

@@ -128,7 +128,7 @@ def _owned(claim: Claim):  # type: ignore[no-untyped-def]
 
 def complete(
     db: Database, claim: Claim, title: str, mime_type: str, content: IO[bytes],
-    generated_at: datetime,
+    generated_at: datetime, render_seconds: float | None = None,
 ) -> bool:
     """Store the document read from `content` if the claim still holds, a chunk at a time;
     False if the lease was lost meanwhile."""
@@ -136,7 +136,8 @@ def complete(
         done = session.execute(
             update(ReportJob)
             .where(_owned(claim))
-            .values(status=ReportJob.DONE, finished_at=utcnow(), last_error=None)
+            .values(status=ReportJob.DONE, finished_at=utcnow(), last_error=None,
+                    render_seconds=render_seconds)
         )
         if done.rowcount != 1:
             return False

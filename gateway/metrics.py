@@ -1,0 +1,128 @@
+"""Prometheus metrics at GET /metrics.
+
+Per process (aggregated over gunicorn's workers through prometheus-client's multiprocess
+mode when PROMETHEUS_MULTIPROC_DIR is set, as `serve` does): SOAP operations answered by
+operation and resultCode, their latency, and faults. From the database at scrape time, so
+that every report worker process counts: report jobs by status, the age of the oldest
+pending one, and renders with their durations per report.
+"""
+
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from storage.database import Database
+from storage.models import ReportJob, utcnow
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+REQUESTS = Counter(
+    "seqr_soap_requests", "SOAP operations answered, by operation and resultCode",
+    ["operation", "result_code"],
+)
+LATENCY = Histogram(
+    "seqr_soap_request_duration_seconds", "Time to answer a SOAP operation", ["operation"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+FAULTS = Counter("seqr_soap_faults", "Requests refused with a SOAP fault", ["fault_code"])
+
+_STARTED = "seqr_metrics_started"
+
+
+def instrument(application: Any) -> None:
+    """Count and time every operation of a Spyne application, by its resultCode."""
+    events = application.event_manager
+
+    def on_call(ctx: Any) -> None:
+        if ctx.udc is None:  # Spyne's slot for a method context's own data
+            ctx.udc = {}
+        ctx.udc[_STARTED] = time.perf_counter()
+
+    def on_return(ctx: Any) -> None:
+        operation = ctx.descriptor.name if ctx.descriptor is not None else "unknown"
+        answer = ctx.out_object[0] if ctx.out_object else None
+        code = getattr(answer, "resultCode", None)
+        REQUESTS.labels(operation, str(code)).inc()
+        started = (ctx.udc or {}).get(_STARTED)
+        if started is not None:
+            LATENCY.labels(operation).observe(time.perf_counter() - started)
+
+    events.add_listener("method_call", on_call)
+    events.add_listener("method_return_object", on_return)
+
+
+def count_fault(fault_code: str) -> None:
+    FAULTS.labels(fault_code).inc()
+
+
+class ReportQueueCollector(Collector):
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def collect(self) -> Iterator[Any]:
+        jobs = GaugeMetricFamily("seqr_report_jobs", "Report jobs by status", labels=["status"])
+        oldest = GaugeMetricFamily(
+            "seqr_report_oldest_pending_job_age_seconds",
+            "Age of the oldest report job not yet rendered (0 when none waits)",
+        )
+        renders = CounterMetricFamily(
+            "seqr_report_renders", "Report documents rendered", labels=["report_id"])
+        seconds = CounterMetricFamily(
+            "seqr_report_render_seconds", "Time spent rendering report documents",
+            labels=["report_id"])
+        with self.db.read() as session:
+            counts = dict(session.execute(
+                select(ReportJob.status, func.count()).group_by(ReportJob.status)).all())
+            waiting_since = session.scalar(select(func.min(ReportJob.created_at)).where(
+                ReportJob.status.in_((ReportJob.PENDING, ReportJob.RUNNING))))
+            done = session.execute(
+                select(ReportJob.report_id, func.count(), func.sum(ReportJob.render_seconds))
+                .where(ReportJob.status == ReportJob.DONE).group_by(ReportJob.report_id)
+            ).all()
+        for status in (ReportJob.PENDING, ReportJob.RUNNING, ReportJob.DONE, ReportJob.FAILED):
+            jobs.add_metric([status], counts.get(status, 0))
+        oldest.add_metric([], oldest_age(waiting_since))
+        for report_id, count, total in done:
+            renders.add_metric([report_id], count)
+            seconds.add_metric([report_id], float(total or 0))
+        yield from (jobs, oldest, renders, seconds)
+
+
+def oldest_age(waiting_since: Any) -> float:
+    return (utcnow() - waiting_since).total_seconds() if waiting_since is not None else 0.0
+
+
+class _ThisProcess(Collector):
+    def collect(self) -> Iterator[Any]:
+        yield from REGISTRY.collect()
+
+
+def exposition(db: Database) -> bytes:
+    registry = CollectorRegistry()
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry.register(_ThisProcess())
+    registry.register(ReportQueueCollector(db))
+    return generate_latest(registry)
+
+
+def process_exited(pid: int) -> None:
+    """gunicorn's child_exit: forget a dead worker's live gauges (counters stay summed)."""
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(pid)
