@@ -232,6 +232,8 @@ def seed_demo_shop(db: Database) -> str | None:
 def _metrics_directory() -> None:
     """prometheus-client's multiprocess mode, so /metrics sums every gunicorn worker: a fresh
     directory unless PROMETHEUS_MULTIPROC_DIR names one (set before the client is imported)."""
+    import atexit
+    import shutil
     import tempfile
 
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
@@ -239,7 +241,9 @@ def _metrics_directory() -> None:
         for stale in Path(directory).glob("*.db"):
             stale.unlink()
     else:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="seqr-metrics-")
+        directory = tempfile.mkdtemp(prefix="seqr-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
 
 
 def _serve(args: argparse.Namespace) -> int:
