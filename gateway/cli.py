@@ -243,7 +243,13 @@ def _metrics_directory() -> None:
     else:
         directory = tempfile.mkdtemp(prefix="seqr-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
-        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        creator = os.getpid()
+
+        def remove() -> None:  # gunicorn's forked workers inherit this, and must not run it
+            if os.getpid() == creator:
+                shutil.rmtree(directory, ignore_errors=True)
+
+        atexit.register(remove)
 
 
 def _serve(args: argparse.Namespace) -> int:
