@@ -1,19 +1,62 @@
 """The reference client: zeep, built from the official contract shipped in `wsdl/`.
 
 Only the endpoint address differs between our gateway and a real SEQR service.
+
+    from client import SeqrClient
+    shop = SeqrClient.for_shop(endpoint, "demo-shop", "9900", "demo-password")
+    period = shop.close_period()
+    report = shop.fetch_report("STD_RECON_003", period.period_id)
+    result = reconcile(read_journal("journal.csv"), report)
 """
 
 from typing import Any
 
-import zeep
-from zeep.transports import Transport
-
-from wsdl import wsdl_path
-
-BINDING = "{http://external.interfaces.ers.seamless.com/}ERSWSExternalClientServiceServiceSoapBinding"
+from client.errors import (
+    AccessDeniedError,
+    AuthenticationError,
+    EndpointUnreachableError,
+    JournalError,
+    NotFoundError,
+    ProtocolError,
+    ReportFormatError,
+    ReportNotReadyError,
+    RequestTimeoutError,
+    SeqrClientError,
+    SeqrError,
+    ServiceBusyError,
+    TransportError,
+    WaitTimeoutError,
+)
+from client.journal import JournalEntry, parse_journal, read_journal
+from client.reconcile import Reconciliation, reconcile
+from client.reports import DetailRow, ReportDocument, SummaryRow, Totals, parse_report
+from client.resultcodes import ResultCode
+from client.results import (
+    ClosedPeriod,
+    Invoice,
+    InvoiceRow,
+    PaymentStatus,
+    Poll,
+    Principal,
+    PrincipalInfo,
+    Receipt,
+    SentInvoice,
+)
+from client.service import BINDING, SeqrClient, zeep_service
 
 
 def service(endpoint: str, *, wsdl: str | None = None, timeout: float = 30.0) -> Any:
-    """A zeep service proxy for `endpoint`, from the official WSDL (or the `wsdl` given)."""
-    client = zeep.Client(wsdl or wsdl_path(), transport=Transport(timeout=timeout))
-    return client.create_service(BINDING, endpoint)
+    """A raw zeep service proxy for `endpoint`, from the official WSDL (or the `wsdl` given)."""
+    return zeep_service(endpoint, wsdl=wsdl, timeout=timeout)
+
+
+__all__ = [
+    "BINDING", "AccessDeniedError", "AuthenticationError", "ClosedPeriod", "DetailRow",
+    "EndpointUnreachableError", "Invoice", "InvoiceRow", "JournalEntry", "JournalError",
+    "NotFoundError", "PaymentStatus", "Poll", "Principal", "PrincipalInfo", "ProtocolError",
+    "Receipt", "Reconciliation", "ReportDocument", "ReportFormatError", "ReportNotReadyError",
+    "RequestTimeoutError", "ResultCode", "SentInvoice", "SeqrClient", "SeqrClientError",
+    "SeqrError", "ServiceBusyError", "SummaryRow", "Totals", "TransportError",
+    "WaitTimeoutError", "parse_journal", "parse_report", "read_journal", "reconcile",
+    "service",
+]
