@@ -11,6 +11,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import IO
 
@@ -40,7 +42,8 @@ class ReportWorker:
         claim = jobs.claim_next(self.db, self.name, s.job_lease_seconds, s.job_max_attempts)
         if claim is None:
             return False
-        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as out:
+        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as out, \
+                self._holding(claim):
             started = time.perf_counter()
             try:
                 title, generated_at = self._render(claim.job_id, out)
@@ -61,6 +64,30 @@ class ReportWorker:
             else:
                 log.warning("report job %s: lease lost, rendering discarded", claim.job_id)
         return True
+
+    @contextmanager
+    def _holding(self, claim: jobs.Claim) -> Iterator[None]:
+        """Renew the claim's lease every third of it while the job is being rendered, so a
+        render longer than the lease stays with its live worker."""
+        lease = self.settings.job_lease_seconds
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(lease / 3):
+                try:
+                    if not jobs.renew(self.db, claim, lease):
+                        log.warning("report job %s: lease lost while rendering", claim.job_id)
+                        return
+                except Exception:  # the next attempt may succeed; expiry is the backstop
+                    log.exception("report job %s: renewing the lease failed", claim.job_id)
+
+        keeper = threading.Thread(target=renew, name=f"lease {claim.job_id}", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            done.set()
+            keeper.join()
 
     def _render(self, job_id: int, out: IO[bytes]) -> tuple[str, datetime]:
         """Write the job's document into `out`; its title and generation time."""

@@ -9,6 +9,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from storage.models import Base
 
+CONNECT_TIMEOUT = 5  # seconds
+
 
 class Database:
     """One engine and two kinds of session: `read()` and `write()`.
@@ -25,6 +27,9 @@ class Database:
             engine_kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
         else:
             engine_kwargs.setdefault("pool_pre_ping", True)
+            if self.engine_url_is_postgresql(url):
+                # a database host that stops answering must give 94 in seconds, not hang
+                engine_kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT})
         self.engine: Engine = create_engine(url, **engine_kwargs)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
@@ -32,6 +37,10 @@ class Database:
         self._writer = sessionmaker(
             self.engine.execution_options(sqlite_immediate=True), expire_on_commit=False
         )
+
+    @staticmethod
+    def engine_url_is_postgresql(url: str) -> bool:
+        return url.startswith(("postgresql", "postgres"))
 
     def create_schema(self) -> None:
         """A new database's tables, straight from the models, marked as migrated to head

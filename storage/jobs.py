@@ -118,6 +118,16 @@ def claim_next(db: Database, owner: str, lease_seconds: float, max_attempts: int
     return None
 
 
+def renew(db: Database, claim: Claim, lease_seconds: float) -> bool:
+    """Extend the lease of a job still being rendered; False when it was lost meanwhile."""
+    with db.write() as session:
+        renewed = session.execute(
+            update(ReportJob).where(_owned(claim))
+            .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+        )
+    return renewed.rowcount == 1
+
+
 def _owned(claim: Claim):  # type: ignore[no-untyped-def]
     return and_(
         ReportJob.id == claim.job_id,

@@ -111,7 +111,7 @@ class GatewayServer:
             try:
                 if requests.get(self.base + "/health", timeout=1).status_code == 200:
                     return self
-            except requests.ConnectionError:
+            except requests.RequestException:  # refused, or too slow on a busy machine
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"gateway did not start: {self.log_path.read_text()}")
