@@ -1,5 +1,6 @@
 """Running the WSGI app under gunicorn, with a report worker thread per process if asked."""
 
+import gc
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -25,6 +26,10 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 
 def _post_worker_init(settings: Settings) -> Any:
     def hook(_worker: Any) -> None:
+        # The loaded app is ~100k long-lived objects; a full collection over them took
+        # ~70 ms and made most of the p99. Freeze them out of the collector's sight.
+        gc.collect()
+        gc.freeze()
         if settings.embedded_worker:
             from gateway.worker import start_background_threads
 
