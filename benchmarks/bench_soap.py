@@ -1,28 +1,49 @@
 """Throughput and latency of SOAP calls through the real gateway, against the stack's ceiling.
 
-What it measures: requests/s and p50/p99 latency of three SOAP operations sent to
-`seqr-gateway serve` (started the way users start it, in a subprocess, on a temporary
-SQLite database of its own, report delay 0, no demo shop):
+What it measures: requests/s and p50/p99 latency of SOAP operations sent to
+`seqr-gateway serve` (started the way users start it, in a subprocess, report delay 0, no
+demo shop), on a database of its own: a temporary SQLite file by default, or with
+`--database-url` naming a PostgreSQL server a new database created there for the run and
+dropped afterwards (`benchmarks/scratch.py`). The schema is made as a deployment makes it,
+`python -m gateway.cli migrate --database-url URL`, before the gateway is started (serve
+refuses an unmigrated database other than SQLite). The operations:
 
 - `benchmarkingNop`: the SOAP stack alone (parse, schema validation, dispatch, serialize);
+- `getPaymentStatus` of an ISSUED invoice: the register's once-a-second poll, a read
+  transaction (authenticate the terminal, load the invoice); the answer must say ISSUED;
+- `getPaymentStatus` of a PAID invoice the register has already seen (the poll that settled
+  it came before the measurement): the same read, plus the receipt; the answer must say PAID;
 - `markTransactionPeriod` as the RESELLERUSER of a shop seeded beforehand: a write
-  transaction per call (authenticate, close the shop period, open the next);
+  transaction per call (authenticate, close the shop period, open the next); every client
+  closes the same shop's period, so the calls queue on its scope row;
 - `executeReport` on a READY STD_RECON_003 (the period is marked and polled until it answers
   resultCode 0 first): a read transaction returning the stored document.
+
+The shop and the report's transactions are seeded in-process before the gateway starts; the
+terminal and its invoices go through the running gateway as a register makes them
+(registerTerminal as the shop, sendInvoice as the terminal, the buyer's
+`POST /simulator/invoices/{ref}/pay`, then one getPaymentStatus that settles the payment).
 
 Beside them, the same gunicorn configuration (worker count, sync worker, timeouts, access
 log, control socket off) serves `benchmarks/canned.py`, a WSGI app answering every POST with
 a fixed SOAP response: the ceiling of this stack. Each operation's figures are printed with
-its ratio to that ceiling. Load: several client processes, each sending requests one after
-another (http.client; the sync worker closes the connection after each response, so every
-request opens a TCP connection, for the gateway and the ceiling alike) for a fixed duration
-after a short warm-up, recording every request's latency. Every response's HTTP status and
-resultCode are checked; failures are counted and printed, never timed as successes.
+its ratio to that ceiling at the same worker count. `--workers-list 1,2,4` repeats
+everything (gateway and ceiling restarted with that many workers, the same database) at each
+worker count and prints one table with a row per operation per worker count. Load: several
+client processes, each sending requests one after another (http.client; the sync worker
+closes the connection after each response, so every request opens a TCP connection, for the
+gateway and the ceiling alike) for a fixed duration after a short warm-up, recording every
+request's latency. Every response's HTTP status and resultCode (and for getPaymentStatus
+the invoice's status) are checked; failures are counted and printed, never timed as
+successes.
 
-Run from the repository root (only 127.0.0.1 is used; about 30 s with the defaults):
+Run from the repository root (only 127.0.0.1 is used; about 45 s per worker count with the
+defaults):
 
     python benchmarks/bench_soap.py
-    python benchmarks/bench_soap.py --workers 4 --clients 8 --duration 10
+    python benchmarks/bench_soap.py --workers-list 1,2,4
+    python benchmarks/bench_soap.py --workers-list 1,2,4 \
+        --database-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 
 It prints figures; it asserts nothing about them.
 """
@@ -58,10 +79,14 @@ HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}
 RESELLER_ID = "bench-shop"
 USER_ID = "9900"
 PASSWORD = "bench-password"
+TERMINAL_PASSWORD = "till-password"
 
 RESULT_CODE_RE = re.compile(rb"<resultCode>(-?\d+)</resultCode>")
 DESCRIPTION_RE = re.compile(rb"<resultDescription>(.*?)</resultDescription>", re.DOTALL)
 PERIOD_RE = re.compile(rb"<transactionPeriodId>(\d{25})</transactionPeriodId>")
+TERMINAL_ID_RE = re.compile(rb"<terminalId>([0-9a-f]{32})</terminalId>")
+INVOICE_RE = re.compile(rb"<invoiceReference>(\d{13})</invoiceReference>")
+STATUS_RE = re.compile(rb"<status>([A-Z_]+)</status>")
 
 
 # --- envelopes, shaped like ../shared/seqr/samples (unqualified children, ext: prefix) ------
@@ -78,7 +103,9 @@ def envelope(operation: str, inner: str = "") -> bytes:
     ).encode()
 
 
-def context_xml(reseller_id: str, user_id: str, password: str) -> str:
+def context_xml(principal_id: str, user_id: str | None, password: str,
+                principal_type: str = "RESELLERUSER") -> str:
+    user = f"<userId>{user_id}</userId>" if user_id is not None else ""
     return (
         "<context>"
         "<channel>WS</channel>"
@@ -87,11 +114,19 @@ def context_xml(reseller_id: str, user_id: str, password: str) -> str:
         "<clientReference>12345</clientReference>"
         "<clientRequestTimeout>0</clientRequestTimeout>"
         "<initiatorPrincipalId>"
-        f"<id>{reseller_id}</id><type>RESELLERUSER</type><userId>{user_id}</userId>"
+        f"<id>{principal_id}</id><type>{principal_type}</type>{user}"
         "</initiatorPrincipalId>"
         f"<password>{password}</password>"
         "</context>"
     )
+
+
+def shop_context() -> str:
+    return context_xml(RESELLER_ID, USER_ID, PASSWORD)
+
+
+def till_context(terminal_id: str) -> str:
+    return context_xml(terminal_id, None, TERMINAL_PASSWORD, "TERMINALID")
 
 
 def nop_envelope() -> bytes:
@@ -99,17 +134,49 @@ def nop_envelope() -> bytes:
 
 
 def mark_envelope() -> bytes:
-    return envelope("markTransactionPeriod", context_xml(RESELLER_ID, USER_ID, PASSWORD))
+    return envelope("markTransactionPeriod", shop_context())
 
 
 def report_envelope(period_id: str, report: str = "Reconciliation/STD_RECON_003.xml") -> bytes:
     return envelope(
         "executeReport",
-        context_xml(RESELLER_ID, USER_ID, PASSWORD)
+        shop_context()
         + f"<reportId>{report}</reportId><language>en</language>"
         "<parameters><parameter><entry>"
         f"<key>transactionPeriodId</key><value>{period_id}</value>"
         "</entry></parameter></parameters>",
+    )
+
+
+def register_terminal_envelope() -> bytes:
+    return envelope(
+        "registerTerminal",
+        shop_context() + "<externalTerminalId>Bench/Till 2</externalTerminalId>"
+        f"<password>{TERMINAL_PASSWORD}</password><name>Till 2</name>",
+    )
+
+
+def send_invoice_envelope(terminal_id: str, amount: str = "25.00") -> bytes:
+    return envelope(
+        "sendInvoice",
+        till_context(terminal_id)
+        + "<invoice><paymentMode>IMMEDIATE_DEBIT</paymentMode>"
+        "<acknowledgmentMode>NO_ACKNOWLEDGMENT</acknowledgmentMode>"
+        "<title>Bench</title><clientInvoiceId>bench-1</clientInvoiceId>"
+        "<invoiceRows><invoiceRow><itemDescription>Coffee</itemDescription>"
+        "<itemQuantity>1</itemQuantity><itemTotalAmount>"
+        f"<currency>SEK</currency><value>{amount}</value></itemTotalAmount>"
+        "</invoiceRow></invoiceRows>"
+        f"<totalAmount><currency>SEK</currency><value>{amount}</value></totalAmount>"
+        "<cashierId>anna</cashierId></invoice>",
+    )
+
+
+def status_envelope(terminal_id: str, reference: str) -> bytes:
+    return envelope(
+        "getPaymentStatus",
+        till_context(terminal_id) + f"<invoiceReference>{reference}</invoiceReference>"
+        "<invoiceVersion>0</invoiceVersion>",
     )
 
 
@@ -122,10 +189,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def post(port: int, body: bytes, timeout: float = 30) -> tuple[int, bytes]:
+def post(port: int, body: bytes, timeout: float = 30,
+         path: str = SOAP_PATH) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
-        conn.request("POST", SOAP_PATH, body, HEADERS)
+        conn.request("POST", path, body, HEADERS)
         response = conn.getresponse()
         return response.status, response.read()
     finally:
@@ -209,7 +277,19 @@ def gateway_server(tmp: Path, db_url: str, workers: int) -> Server:
         sys.executable, "-m", "gateway.cli", "serve", "--port", str(port),
         "--database-url", db_url, "--report-delay", "0", "--no-demo", "--workers", str(workers),
     ]
-    return Server("gateway", args, port, tmp / "gateway.log")
+    return Server("gateway", args, port, tmp / f"gateway-{workers}w.log")
+
+
+def migrate(db_url: str, tmp: Path) -> str:
+    """`python -m gateway.cli migrate`, as a deployment runs it before `serve`."""
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "migrate", "--database-url", db_url],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )
+    (tmp / "migrate.log").write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise RuntimeError(f"migrate failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "migrated"
 
 
 def canned_server(tmp: Path, workers: int) -> Server:
@@ -227,7 +307,7 @@ def canned_server(tmp: Path, workers: int) -> Server:
         *control_socket_flags(),
         "benchmarks.canned:app",
     ]
-    return Server("canned", args, port, tmp / "canned.log")
+    return Server("canned", args, port, tmp / f"canned-{workers}w.log")
 
 
 def gateway_ready(port: int) -> bool:
@@ -248,13 +328,12 @@ def seed(db_url: str, report_rows: int) -> None:
     from storage.database import Database
     from storage.models import Terminal
 
-    db = Database(db_url)
-    db.create_schema()
+    db = Database(db_url)  # migrated before (`gateway.cli migrate`)
     with db.write() as session:
         shops.add_reseller(session, RESELLER_ID, USER_ID, PASSWORD, "Benchmark shop")
         principal = Principal(RESELLERUSER, RESELLER_ID, user_id=USER_ID)
         terminal_id = terminals.register_terminal(
-            session, principal, "Bench/Till 1", "till-password", "Till 1"
+            session, principal, "Bench/Till 1", TERMINAL_PASSWORD, "Till 1"
         )
         terminal = session.get(Terminal, terminal_id)
         assert terminal is not None
@@ -286,6 +365,39 @@ def ready_report(port: int, timeout: float = 60) -> tuple[str, int]:
     raise RuntimeError("executeReport did not become READY in time")
 
 
+@dataclass(frozen=True)
+class Invoices:
+    terminal_id: str
+    issued: str  # an ISSUED invoice's reference
+    paid: str  # a PAID invoice's, settled by the register's first poll
+
+
+def soap_call(port: int, body: bytes, what: str, pattern: re.Pattern[bytes]) -> str:
+    status, answer = post(port, body)
+    found = pattern.search(answer)
+    if status != 200 or result_code(answer) != 0 or found is None:
+        raise RuntimeError(f"{what} failed: {describe(status, answer)}")
+    return found.group(1).decode()
+
+
+def prepare_invoices(port: int) -> Invoices:
+    """A terminal of the shop and two of its invoices, made as a register makes them."""
+    terminal_id = soap_call(port, register_terminal_envelope(), "registerTerminal",
+                            TERMINAL_ID_RE)
+    issued = soap_call(port, send_invoice_envelope(terminal_id), "sendInvoice", INVOICE_RE)
+    paid = soap_call(port, send_invoice_envelope(terminal_id, "12.50"), "sendInvoice",
+                     INVOICE_RE)
+    status, answer = post(port, b"", path=f"/simulator/invoices/{paid}/pay")
+    if status != 200:
+        raise RuntimeError(f"the simulator could not pay {paid}: HTTP {status} {answer[:300]!r}")
+    for reference, expected in ((issued, "ISSUED"), (paid, "PAID")):  # the second settles
+        seen = soap_call(port, status_envelope(terminal_id, reference), "getPaymentStatus",
+                         STATUS_RE)
+        if seen != expected:
+            raise RuntimeError(f"invoice {reference} is {seen}, not {expected}")
+    return Invoices(terminal_id, issued, paid)
+
+
 # --- load generation -------------------------------------------------------------------------
 
 
@@ -293,6 +405,7 @@ def ready_report(port: int, timeout: float = 60) -> tuple[str, int]:
 class Measurement:
     name: str
     duration: float
+    workers: int = 0
     latencies: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     response_bytes: int = 0
@@ -317,8 +430,17 @@ class Measurement:
         return ordered[index]  # nearest rank
 
 
-def client(port: int, body: bytes, expected: int, warmup: float, duration: float,
-           barrier: Any, results: Any) -> None:
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    port: int
+    body: bytes
+    expected: int = 0  # the resultCode every answer must carry
+    must_contain: bytes | None = None  # and this, when given (e.g. <status>PAID</status>)
+
+
+def client(port: int, body: bytes, expected: int, must_contain: bytes | None, warmup: float,
+           duration: float, barrier: Any, results: Any) -> None:
     """One sequential client: warm up, then send requests for `duration` seconds."""
     conn = http.client.HTTPConnection(HOST, port, timeout=60)
     latencies: list[float] = []
@@ -343,6 +465,10 @@ def client(port: int, body: bytes, expected: int, warmup: float, duration: float
             problem = None
             if status != 200 or result_code(data) != expected:
                 problem = describe(status, data)
+            elif must_contain is not None and must_contain not in data:
+                found = STATUS_RE.search(data)
+                problem = (f"HTTP 200 resultCode {expected} without {must_contain.decode()}"
+                           + (f" (status {found.group(1).decode()})" if found else ""))
         stop = time.perf_counter()
         if start < measure_from:
             continue
@@ -355,18 +481,20 @@ def client(port: int, body: bytes, expected: int, warmup: float, duration: float
     results.put((latencies, dict(errors), size))
 
 
-def measure(name: str, port: int, body: bytes, expected: int, clients: int, warmup: float,
+def measure(operation: Operation, workers: int, clients: int, warmup: float,
             duration: float) -> Measurement:
     context = mp.get_context("spawn")
     barrier = context.Barrier(clients + 1)
     results = context.Queue()
     processes = [
         context.Process(
-            target=client, args=(port, body, expected, warmup, duration, barrier, results)
+            target=client,
+            args=(operation.port, operation.body, operation.expected, operation.must_contain,
+                  warmup, duration, barrier, results),
         )
         for _ in range(clients)
     ]
-    outcome = Measurement(name, duration)
+    outcome = Measurement(operation.name, duration, workers)
     try:
         for process in processes:
             process.start()
@@ -388,7 +516,7 @@ def measure(name: str, port: int, body: bytes, expected: int, clients: int, warm
 
 def merge(rounds: list[Measurement]) -> Measurement:
     """Several rounds of one operation as one measurement (all requests, all seconds)."""
-    total = Measurement(rounds[0].name, sum(r.duration for r in rounds))
+    total = Measurement(rounds[0].name, sum(r.duration for r in rounds), rounds[0].workers)
     for r in rounds:
         total.latencies += r.latencies
         total.errors.update(r.errors)
@@ -399,26 +527,60 @@ def merge(rounds: list[Measurement]) -> Measurement:
 # --- report ----------------------------------------------------------------------------------
 
 
-def print_table(rows: list[Measurement], ceiling: Measurement) -> None:
+CEILING = "canned app (ceiling)"
+
+
+def print_table(rows: list[Measurement]) -> None:
+    """One row per operation per worker count; ratios against the ceiling at the same count,
+    and (with several counts) req/s against the same operation at the first count."""
+    ceilings = {row.workers: row for row in rows if row.name == CEILING}
+    first: dict[str, Measurement] = {}
+    for row in rows:
+        first.setdefault(row.name, row)
+    several = len(ceilings) > 1
     header = (
-        f"{'operation':<32} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ok':>7} "
-        f"{'errors':>6} {'resp B':>7} {'req/s vs canned':>16} {'p50 vs canned':>14}"
+        f"{'workers':>7} {'operation':<30} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'ok':>7} {'errors':>6} {'resp B':>7} {'req/s vs canned':>16} {'p50 vs canned':>14}"
+        + (f" {'req/s vs ' + str(min(ceilings)) + 'w':>11}" if several else "")
     )
     print(header)
     print("-" * len(header))
+    previous = None
     for row in rows:
-        share = row.rate / ceiling.rate if ceiling.rate else float("nan")
-        slower = row.percentile(50) / ceiling.percentile(50) if ceiling.ok else float("nan")
-        print(
-            f"{row.name:<32} {row.rate:>8.1f} {row.percentile(50) * 1000:>8.2f} "
+        if previous is not None and row.workers != previous:
+            print()
+        previous = row.workers
+        ceiling = ceilings.get(row.workers)
+        share = row.rate / ceiling.rate if ceiling and ceiling.rate else float("nan")
+        slower = (row.percentile(50) / ceiling.percentile(50)
+                  if ceiling and ceiling.ok else float("nan"))
+        line = (
+            f"{row.workers:>7} {row.name:<30} {row.rate:>8.1f} {row.percentile(50) * 1000:>8.2f} "
             f"{row.percentile(99) * 1000:>8.2f} {row.ok:>7} {row.failed:>6} "
             f"{row.response_bytes:>7} {share:>15.1%} {slower:>13.1f}x"
         )
+        if several:
+            base = first[row.name]
+            line += f" {row.rate / base.rate if base.rate else float('nan'):>10.2f}x"
+        print(line)
+
+
+def parse_workers(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: worker counts such as 1,2,4")
+    return counts
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    parser.add_argument("--workers-list", type=parse_workers, metavar="N,N,...",
+                        help="measure at each of these gunicorn worker counts, e.g. 1,2,4 "
+                        "(instead of --workers)")
     parser.add_argument("--clients", type=int, default=4,
                         help="client processes sending requests (default 4)")
     parser.add_argument("--duration", type=float, default=5.0,
@@ -430,77 +592,116 @@ def main(argv: list[str] | None = None) -> int:
                         "the results (default 1)")
     parser.add_argument("--report-rows", type=int, default=100,
                         help="transactions in the reported period (default 100)")
+    parser.add_argument("--no-paid-poll", action="store_true",
+                        help="leave out getPaymentStatus of a PAID invoice")
+    parser.add_argument("--database-url",
+                        help="a PostgreSQL server to run on, e.g. "
+                        "postgresql+psycopg://postgres@127.0.0.1:5432/postgres: a database is "
+                        "created there for the run and dropped afterwards (see "
+                        "benchmarks/scratch.py). Default: a temporary SQLite file")
     parser.add_argument("--keep", action="store_true",
-                        help="keep the temporary directory (database, server logs)")
+                        help="keep the temporary directory (database, server logs) and the "
+                        "PostgreSQL database")
     args = parser.parse_args(argv)
 
-    import gunicorn
+    from benchmarks.scratch import scratch_database
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-soap-"))
-    db_url = f"sqlite:///{tmp / 'x.sqlite3'}"
-    servers: list[Server] = []
     try:
-        print(
-            f"python {platform.python_version()}, gunicorn {gunicorn.__version__}, "
-            f"{os.cpu_count()} CPUs; {args.workers} gunicorn workers (sync), "
-            f"{args.clients} client processes, {args.warmup:g} s warm-up + "
-            f"{args.duration:g} s per measurement; database {db_url}; load average "
-            f"{os.getloadavg()[0]:.2f} (other work on the machine skews every figure)",
-            flush=True,
-        )
-        started = time.perf_counter()
-        seed(db_url, args.report_rows)
-        print(f"seeded shop {RESELLER_ID} with {args.report_rows} transactions "
-              f"in {time.perf_counter() - started:.2f} s", flush=True)
-
-        gateway = gateway_server(tmp, db_url, args.workers)
-        canned = canned_server(tmp, args.workers)
-        servers += [gateway, canned]
-        gateway.start(gateway_ready)
-        canned.start(canned_ready)
-        print(f"gateway on port {gateway.port}, canned app on port {canned.port}", flush=True)
-
-        period_id, report_size = ready_report(gateway.port)
-        print(f"STD_RECON_003 of period {period_id} is READY ({report_size} byte response)",
-              flush=True)
-
-        plan = [
-            ("canned app (ceiling)", canned.port, nop_envelope(), 0),
-            ("benchmarkingNop", gateway.port, nop_envelope(), 0),
-            ("markTransactionPeriod", gateway.port, mark_envelope(), 0),
-            ("executeReport 003 (READY)", gateway.port, report_envelope(period_id), 0),
-        ]
-        rounds: dict[str, list[Measurement]] = {name: [] for name, *_ in plan}
-        for round_number in range(1, args.rounds + 1):
-            for name, port, body, expected in plan:
-                result = measure(
-                    name, port, body, expected, args.clients, args.warmup, args.duration
-                )
-                rounds[name].append(result)
-                print(f"  round {round_number} {name}: {result.rate:.1f} req/s, "
-                      f"p50 {result.percentile(50) * 1000:.2f} ms, {result.failed} errors",
-                      flush=True)
-        results = [merge(rounds[name]) for name, *_ in plan]
-
-        print()
-        print_table(results, results[0])
-        print(f"(load average {os.getloadavg()[0]:.2f} at the end)")
-        failures = [row for row in results if row.failed]
-        if failures:
-            print("\nERRORS (these calls did not answer as expected; their figures are suspect):")
-            for row in failures:
-                for problem, count in row.errors.most_common(5):
-                    print(f"  {row.name}: {count} x {problem}")
-        else:
-            print("\nno errors: every measured response was HTTP 200 with the expected resultCode")
-        return 1 if failures else 0
+        with scratch_database(args.database_url, tmp, "bench_soap", keep=args.keep) as db_url:
+            return run(args, db_url, tmp)
     finally:
-        for server in reversed(servers):
-            server.stop()
         if args.keep:
             print(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, db_url: str, tmp: Path) -> int:
+    import gunicorn
+
+    from benchmarks.scratch import safe
+
+    worker_counts = args.workers_list or [args.workers]
+    print(
+        f"python {platform.python_version()}, gunicorn {gunicorn.__version__}, "
+        f"{os.cpu_count()} CPUs; gunicorn workers (sync) "
+        f"{', '.join(map(str, worker_counts))}; {args.clients} client processes, "
+        f"{args.warmup:g} s warm-up + {args.duration:g} s per measurement; database "
+        f"{safe(db_url)}; load average {os.getloadavg()[0]:.2f} (other work on the machine "
+        "skews every figure)",
+        flush=True,
+    )
+    print(migrate(db_url, tmp), flush=True)
+    started = time.perf_counter()
+    seed(db_url, args.report_rows)
+    print(f"seeded shop {RESELLER_ID} with {args.report_rows} transactions "
+          f"in {time.perf_counter() - started:.2f} s", flush=True)
+
+    period_id = ""
+    invoices: Invoices | None = None
+    results: list[Measurement] = []
+    for workers in worker_counts:
+        servers: list[Server] = []
+        try:
+            gateway = gateway_server(tmp, db_url, workers)
+            canned = canned_server(tmp, workers)
+            servers += [gateway, canned]
+            gateway.start(gateway_ready)
+            canned.start(canned_ready)
+            print(f"{workers} worker(s): gateway on port {gateway.port}, canned app on port "
+                  f"{canned.port}", flush=True)
+            if invoices is None:  # the first gateway prepares what every count measures
+                period_id, report_size = ready_report(gateway.port)
+                print(f"STD_RECON_003 of period {period_id} is READY ({report_size} byte "
+                      "response)", flush=True)
+                invoices = prepare_invoices(gateway.port)
+                print(f"terminal {invoices.terminal_id}: invoice {invoices.issued} ISSUED, "
+                      f"{invoices.paid} PAID and settled", flush=True)
+            plan = [
+                Operation(CEILING, canned.port, nop_envelope()),
+                Operation("benchmarkingNop", gateway.port, nop_envelope()),
+                Operation("getPaymentStatus (ISSUED)", gateway.port,
+                          status_envelope(invoices.terminal_id, invoices.issued),
+                          must_contain=b"<status>ISSUED</status>"),
+            ]
+            if not args.no_paid_poll:
+                plan.append(Operation("getPaymentStatus (PAID)", gateway.port,
+                                      status_envelope(invoices.terminal_id, invoices.paid),
+                                      must_contain=b"<status>PAID</status>"))
+            plan += [
+                Operation("markTransactionPeriod", gateway.port, mark_envelope()),
+                Operation("executeReport 003 (READY)", gateway.port,
+                          report_envelope(period_id)),
+            ]
+            rounds: dict[str, list[Measurement]] = {op.name: [] for op in plan}
+            for round_number in range(1, args.rounds + 1):
+                for operation in plan:
+                    result = measure(operation, workers, args.clients, args.warmup,
+                                     args.duration)
+                    rounds[operation.name].append(result)
+                    print(f"  {workers}w round {round_number} {operation.name}: "
+                          f"{result.rate:.1f} req/s, p50 {result.percentile(50) * 1000:.2f} ms, "
+                          f"p99 {result.percentile(99) * 1000:.2f} ms, {result.failed} errors",
+                          flush=True)
+            results += [merge(rounds[op.name]) for op in plan]
+        finally:
+            for server in reversed(servers):
+                server.stop()
+
+    print()
+    print_table(results)
+    print(f"(load average {os.getloadavg()[0]:.2f} at the end)")
+    failures = [row for row in results if row.failed]
+    if failures:
+        print("\nERRORS (these calls did not answer as expected; their figures are suspect):")
+        for row in failures:
+            for problem, count in row.errors.most_common(5):
+                print(f"  {row.workers}w {row.name}: {count} x {problem}")
+    else:
+        print("\nno errors: every measured response was HTTP 200 with the expected resultCode "
+              "(and invoice status)")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
