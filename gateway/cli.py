@@ -5,6 +5,7 @@ a shell, a service unit or a container.
 """
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import shops
-from gateway.config import DEFAULT_DATABASE_URL, Settings
+from gateway.config import Settings
 from storage.database import Database
 
 log = logging.getLogger("seqr-gateway")
@@ -30,87 +31,80 @@ def _env(name: str, default: Any) -> Any:
     return default if value in (None, "") else value
 
 
-def _add_database(parser: argparse.ArgumentParser) -> None:
+def _add_database(parser: argparse.ArgumentParser, env: Settings) -> None:
     parser.add_argument(
-        "--database-url", default=_env("SEQR_DATABASE_URL", DEFAULT_DATABASE_URL),
+        "--database-url", default=env.database_url,
         help="SQLAlchemy URL [SEQR_DATABASE_URL, default %(default)s]",
     )
 
 
-def _add_payment_options(parser: argparse.ArgumentParser) -> None:
+def _add_payment_options(parser: argparse.ArgumentParser, env: Settings) -> None:
     parser.add_argument(
         "--unpolled-reversal-seconds", type=float,
-        default=float(_env("SEQR_UNPOLLED_REVERSAL_SECONDS", 20.0)),
+        default=env.unpolled_reversal_seconds,
         help="reverse a PAID invoice the register has not polled within this many seconds; "
         "0 turns it off [SEQR_UNPOLLED_REVERSAL_SECONDS, default %(default)s]",
     )
     parser.add_argument(
         "--notification-attempts", type=int,
-        default=int(_env("SEQR_NOTIFICATION_ATTEMPTS", 3)),
+        default=env.notification_attempts,
         help="calls of an invoice's notificationUrl before giving up "
         "[SEQR_NOTIFICATION_ATTEMPTS, default %(default)s]",
     )
     parser.add_argument(
         "--notification-timeout", type=float,
-        default=float(_env("SEQR_NOTIFICATION_TIMEOUT", 3.0)),
+        default=env.notification_timeout,
         help="seconds each notificationUrl call may take [SEQR_NOTIFICATION_TIMEOUT, "
         "default %(default)s]",
     )
     parser.add_argument(
-        "--auto-pay-after", type=float, default=_optional_float("SEQR_AUTO_PAY_AFTER"),
+        "--auto-pay-after", type=float, default=env.auto_pay_after,
         help="every new invoice pays itself after this many seconds [SEQR_AUTO_PAY_AFTER, "
         "default: never]",
     )
 
 
-def _optional_float(name: str) -> float | None:
-    value = _env(name, None)
-    return float(value) if value is not None else None
-
-
-def _add_worker_options(parser: argparse.ArgumentParser) -> None:
+def _add_worker_options(parser: argparse.ArgumentParser, env: Settings) -> None:
     parser.add_argument(
-        "--report-delay", type=float, default=float(_env("SEQR_REPORT_DELAY", 2.0)),
+        "--report-delay", type=float, default=env.report_delay,
         help="least seconds before a report is ready [SEQR_REPORT_DELAY, default %(default)s]",
     )
     parser.add_argument(
-        "--job-lease", type=float, default=float(_env("SEQR_JOB_LEASE_SECONDS", 60.0)),
+        "--job-lease", type=float, default=env.job_lease_seconds,
         help="seconds a worker owns a claimed report job [SEQR_JOB_LEASE_SECONDS, "
         "default %(default)s]",
     )
     parser.add_argument(
-        "--job-attempts", type=int, default=int(_env("SEQR_JOB_MAX_ATTEMPTS", 3)),
+        "--job-attempts", type=int, default=env.job_max_attempts,
         help="tries before a report answers SYSTEM_ERROR [SEQR_JOB_MAX_ATTEMPTS, "
         "default %(default)s]",
     )
 
 
+_FLAGS = {  # Settings field: the argparse destination of its flag
+    "database_url": "database_url", "report_delay": "report_delay",
+    "job_lease_seconds": "job_lease", "job_max_attempts": "job_attempts",
+    "unpolled_reversal_seconds": "unpolled_reversal_seconds",
+    "auto_pay_after": "auto_pay_after", "notification_attempts": "notification_attempts",
+    "notification_timeout": "notification_timeout",
+}
+
+
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
-    return Settings(
-        database_url=args.database_url,
-        report_delay=getattr(args, "report_delay", Settings.report_delay),
-        job_lease_seconds=getattr(args, "job_lease", Settings.job_lease_seconds),
-        job_max_attempts=getattr(args, "job_attempts", Settings.job_max_attempts),
-        unpolled_reversal_seconds=getattr(
-            args, "unpolled_reversal_seconds", Settings.unpolled_reversal_seconds),
-        auto_pay_after=getattr(args, "auto_pay_after", None),
-        notification_attempts=getattr(
-            args, "notification_attempts", Settings.notification_attempts),
-        notification_timeout=getattr(
-            args, "notification_timeout", Settings.notification_timeout),
-        admin_token=os.environ.get("SEQR_ADMIN_TOKEN") or None,
-        **overrides,
-    )
+    """The environment's settings (`Settings.from_env`), with the command's flags over them."""
+    given = {field: getattr(args, dest) for field, dest in _FLAGS.items() if hasattr(args, dest)}
+    return dataclasses.replace(Settings.from_env(), **given, **overrides)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    env = Settings.from_env()  # each flag's default: its environment variable, or the default
     parser = argparse.ArgumentParser(prog="seqr-gateway", description=__doc__.splitlines()[0])
     parser.add_argument("--log-level", default=_env("SEQR_LOG_LEVEL", "INFO"))
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the SOAP gateway under gunicorn")
-    _add_database(serve)
-    _add_worker_options(serve)
+    _add_database(serve, env)
+    _add_worker_options(serve, env)
     serve.add_argument("--host", default=_env("SEQR_HOST", "127.0.0.1"),
                        help="[SEQR_HOST, default %(default)s]")
     serve.add_argument("--port", type=int, default=int(_env("SEQR_PORT", 8080)),
@@ -118,31 +112,31 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=int(_env("SEQR_WORKERS", 1)),
                        help="gunicorn worker processes [SEQR_WORKERS, default %(default)s]")
     serve.add_argument("--max-body-bytes", type=int,
-                       default=int(_env("SEQR_MAX_BODY_BYTES", 1024 * 1024)),
+                       default=env.max_body_bytes,
                        help="largest request body accepted [SEQR_MAX_BODY_BYTES, "
                        "default %(default)s]")
     serve.add_argument("--no-worker", action="store_true",
-                       default=_env("SEQR_EMBEDDED_WORKER", "1") in ("0", "false", "no"),
+                       default=not env.embedded_worker,
                        help="do not render reports in the gateway processes (run "
                        "`seqr-gateway worker` instead) [SEQR_EMBEDDED_WORKER=0]")
     serve.add_argument("--no-demo", action="store_true",
                        help="do not seed a demo shop into an empty database")
     serve.add_argument("--no-simulator", action="store_true",
-                       default=_env("SEQR_SIMULATOR", "1") in ("0", "false", "no"),
+                       default=not env.simulator,
                        help="switch off the buyer simulator's /simulator endpoints "
                        "[SEQR_SIMULATOR=0]; with SEQR_ADMIN_TOKEN set they demand it as a "
                        "bearer token")
-    _add_payment_options(serve)
+    _add_payment_options(serve, env)
 
     worker = commands.add_parser(
         "worker", help="run report workers (and the payments' housekeeping) as a process")
-    _add_database(worker)
+    _add_database(worker, env)
     worker.add_argument("--concurrency", type=int,
                         default=int(_env("SEQR_WORKER_CONCURRENCY", 1)),
                         help="reports rendered at once by this process "
                         "[SEQR_WORKER_CONCURRENCY, default %(default)s]")
-    _add_worker_options(worker)
-    _add_payment_options(worker)
+    _add_worker_options(worker, env)
+    _add_payment_options(worker, env)
 
     simulate = commands.add_parser(
         "simulate", help="act as the buyer on a running gateway (its /simulator endpoints)")
@@ -156,10 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "comes from SEQR_ADMIN_TOKEN")
 
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
-    _add_database(migrate)
+    _add_database(migrate, env)
 
     add = commands.add_parser("add-reseller", help="create a shop and a user in it")
-    _add_database(add)
+    _add_database(add, env)
     add.add_argument("--id", required=True, help="reseller id")
     add.add_argument("--user-id", default="9900", help="user within the shop (default 9900)")
     add.add_argument("--password", required=True)

@@ -26,6 +26,7 @@ def test_environment_fallbacks(monkeypatch: pytest.MonkeyPatch) -> None:
         "SEQR_UNPOLLED_REVERSAL_SECONDS": "7", "SEQR_AUTO_PAY_AFTER": "2",
         "SEQR_NOTIFICATION_ATTEMPTS": "4", "SEQR_NOTIFICATION_TIMEOUT": "1.5",
         "SEQR_SIMULATOR": "0", "SEQR_ADMIN_TOKEN": "s3cret",
+        "SEQR_JOB_RETRY_SECONDS": "0.25", "SEQR_WORKER_POLL_SECONDS": "0.5",
     }.items():
         monkeypatch.setenv(name, value)
     from_env = Settings.from_env()
@@ -38,4 +39,5 @@ def test_environment_fallbacks(monkeypatch: pytest.MonkeyPatch) -> None:
         assert settings.payment_rules.auto_pay_after == 2
         assert (settings.notification_attempts, settings.notification_timeout) == (4, 1.5)
         assert settings.simulator is False and settings.admin_token == "s3cret"
+        assert (settings.job_retry_seconds, settings.worker_poll_seconds) == (0.25, 0.5)
     assert Settings().payment_rules.reversal_seconds == 20  # the real service's rule
