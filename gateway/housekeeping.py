@@ -5,12 +5,12 @@ step first looks in a read transaction, so an idle loop never queues for a write
 """
 
 import logging
-import threading
 from datetime import timedelta
 
 from sqlalchemy import select
 
 from gateway import notifications, payments
+from gateway.background import BackgroundLoop
 from gateway.config import Settings
 from storage.database import Database
 from storage.models import Invoice, utcnow
@@ -18,12 +18,12 @@ from storage.models import Invoice, utcnow
 log = logging.getLogger(__name__)
 
 
-class Housekeeper:
+class Housekeeper(BackgroundLoop):
     def __init__(self, db: Database, settings: Settings) -> None:
+        super().__init__("housekeeping", settings.worker_poll_seconds)
         self.db = db
         self.settings = settings
         self.rules = settings.payment_rules
-        self.stopping = threading.Event()
 
     def _any(self, *conditions) -> bool:  # type: ignore[no-untyped-def]
         with self.db.read() as session:
@@ -49,21 +49,3 @@ class Housekeeper:
         s = self.settings
         return notifications.deliver_one(self.db, s.notification_timeout,
                                          s.notification_attempts) or busy
-
-    def run_forever(self, interval: float = 0.2) -> None:
-        while not self.stopping.is_set():
-            try:
-                busy = self.run_once()
-            except Exception:  # database away: keep trying, do not die
-                log.exception("housekeeping round failed")
-                busy = False
-            if not busy:
-                self.stopping.wait(interval)
-
-    def start_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.run_forever, name="housekeeping", daemon=True)
-        thread.start()
-        return thread
-
-    def stop(self) -> None:
-        self.stopping.set()

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import IO
 
+from gateway.background import BackgroundLoop
 from gateway.config import Settings
 from gateway.housekeeping import Housekeeper
 from gateway.reports.catalog import MIME_TYPE, REPORTS
@@ -29,12 +30,15 @@ log = logging.getLogger(__name__)
 _SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
 
-class ReportWorker:
+class ReportWorker(BackgroundLoop):
     def __init__(self, db: Database, settings: Settings, name: str | None = None) -> None:
+        # the name is also the lease owner of the jobs it claims: unique across hosts
+        super().__init__(
+            name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+            settings.worker_poll_seconds,
+        )
         self.db = db
         self.settings = settings
-        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.stopping = threading.Event()
 
     def run_once(self) -> bool:
         """Claim and process one job; False when there was nothing to do."""
@@ -100,27 +104,6 @@ class ReportWorker:
             generated_at = utcnow()
             render(session, ReportScope(spec, period, job.terminal_id), generated_at, out)
             return spec.title(period.public_id), generated_at
-
-    def run_forever(self) -> None:
-        log.info("report worker %s started", self.name)
-        while not self.stopping.is_set():
-            try:
-                busy = self.run_once()
-            except Exception:  # database away: keep trying, do not die
-                log.exception("report worker %s: claiming failed", self.name)
-                busy = False
-            if not busy:
-                self.stopping.wait(self.settings.worker_poll_seconds)
-        log.info("report worker %s stopped", self.name)
-
-    def start_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.run_forever, name=f"report-worker {self.name}",
-                                  daemon=True)
-        thread.start()
-        return thread
-
-    def stop(self) -> None:
-        self.stopping.set()
 
 
 def start_background_threads(settings: Settings) -> tuple[ReportWorker, Housekeeper]:
