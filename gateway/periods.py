@@ -86,9 +86,10 @@ def close_open_period(session: Session, scope_key: str) -> ClosedPeriod:
     period = session.get(TransactionPeriod, scope.open_period_id, populate_existing=True)
     assert period is not None and period.status == TransactionPeriod.OPEN
     now = utcnow()
+    public_id = allocate_reference(session, now)  # it flushes: before the period changes
     period.status = TransactionPeriod.CLOSED
     period.closed_at = now
-    period.public_id = allocate_reference(session, now)
+    period.public_id = public_id
     scope.open_period_id = _new_period(session, scope).id
     session.flush()
     return ClosedPeriod(period.public_id, period.reseller_id, period.terminal_id)

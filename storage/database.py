@@ -23,11 +23,12 @@ class Database:
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self.is_postgresql = url.startswith(("postgresql", "postgres"))
         if self.is_sqlite:
             engine_kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
         else:
             engine_kwargs.setdefault("pool_pre_ping", True)
-            if self.engine_url_is_postgresql(url):
+            if self.is_postgresql:
                 # a database host that stops answering must give 94 in seconds, not hang
                 engine_kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT})
         self.engine: Engine = create_engine(url, **engine_kwargs)
@@ -37,10 +38,6 @@ class Database:
         self._writer = sessionmaker(
             self.engine.execution_options(sqlite_immediate=True), expire_on_commit=False
         )
-
-    @staticmethod
-    def engine_url_is_postgresql(url: str) -> bool:
-        return url.startswith(("postgresql", "postgres"))
 
     def create_schema(self) -> None:
         """A new database's tables, straight from the models, marked as migrated to head
