@@ -16,7 +16,7 @@ server, a new database created there for the run and dropped afterwards, see
   `getrusage(RUSAGE_SELF).ru_maxrss` is printed as well but is useless in a child on
   Linux, which inherits through exec the peak RSS of the process that started it (this
   parent, after seeding). Two ways: the report worker's job (`storage.jobs.enqueue`, then
-  `gateway.worker.ReportWorker.run_once()`: claim, render, store the document in 1 MiB
+  `gateway.background.worker.ReportWorker.run_once()`: claim, render, store the document in 1 MiB
   chunks) and `gateway.reports.render.render` straight into a file;
 - STD_RECON_001 (an SQL aggregate) the same two ways;
 - the STD_RECON_003 document's size and its Row count (lxml iterparse; it must equal N),
@@ -180,12 +180,12 @@ def render_child(argv: list[str]) -> int:
 
     from sqlalchemy import select, text
 
+    from gateway.background.worker import ReportWorker
     from gateway.config import Settings
-    from gateway.reports.catalog import REPORTS
     from gateway.reports.render import ReportScope, render
-    from gateway.worker import ReportWorker
     from storage.database import Database
     from storage.models import ReportJob, TransactionPeriod, utcnow
+    from wsdl.catalog import REPORTS
 
     settings = Settings(database_url=args.database_url, report_delay=0)
     db = Database(args.database_url)
@@ -228,7 +228,7 @@ def render_child(argv: list[str]) -> int:
         result["bytes"] = os.path.getsize(args.out)
 
     else:  # answer: the READY document fetched through the gateway's WSGI app, in-process
-        from gateway.app import create_app
+        from gateway.wire.app import create_app
 
         app = create_app(settings, db, create_schema=True)
 
@@ -528,11 +528,11 @@ def run(args: argparse.Namespace, database_url: str, tmp: Path) -> int:
 
     from benchmarks.scratch import safe
     from gateway.periods import close_open_period
-    from gateway.reports.catalog import REPORTS
     from gateway.reports.render import ReportScope, render
     from storage import jobs
     from storage.database import Database
     from storage.models import PeriodScope, TransactionPeriod, utcnow
+    from wsdl.catalog import REPORTS
 
     n = args.transactions
     db = Database(database_url)

@@ -5,7 +5,7 @@ What it measures: requests/s and p50/p99 latency of SOAP operations sent to
 demo shop), on a database of its own: a temporary SQLite file by default, or with
 `--database-url` naming a PostgreSQL server a new database created there for the run and
 dropped afterwards (`benchmarks/scratch.py`). The schema is made as a deployment makes it,
-`python -m gateway.cli migrate --database-url URL`, before the gateway is started (serve
+`python -m gateway.cli.main migrate --database-url URL`, before the gateway is started (serve
 refuses an unmigrated database other than SQLite). The operations:
 
 - `benchmarkingNop`: the SOAP stack alone (parse, schema validation, dispatch, serialize);
@@ -73,7 +73,8 @@ if str(ROOT) not in sys.path:  # run as `python benchmarks/bench_soap.py` withou
 HOST = "127.0.0.1"
 SOAP_PATH = "/extclientproxy/service/v2"
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
-NS = "http://external.interfaces.ers.seamless.com/"
+from wsdl import TARGET_NAMESPACE as NS  # noqa: E402 (after the sys.path line)
+
 HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}
 
 RESELLER_ID = "bench-shop"
@@ -226,7 +227,7 @@ def describe(status: int, body: bytes) -> str:
 
 
 def control_socket_flags() -> list[str]:
-    """gunicorn >= 23 opens a control socket shared per user: off, as gateway.server does."""
+    """gunicorn >= 23 opens a control socket shared per user: off, as gateway.cli.server does."""
     from gunicorn.config import KNOWN_SETTINGS
 
     for setting in KNOWN_SETTINGS:
@@ -274,16 +275,16 @@ class Server:
 def gateway_server(tmp: Path, db_url: str, workers: int) -> Server:
     port = free_port()
     args = [
-        sys.executable, "-m", "gateway.cli", "serve", "--port", str(port),
+        sys.executable, "-m", "gateway.cli.main", "serve", "--port", str(port),
         "--database-url", db_url, "--report-delay", "0", "--no-demo", "--workers", str(workers),
     ]
     return Server("gateway", args, port, tmp / f"gateway-{workers}w.log")
 
 
 def migrate(db_url: str, tmp: Path) -> str:
-    """`python -m gateway.cli migrate`, as a deployment runs it before `serve`."""
+    """`python -m gateway.cli.main migrate`, as a deployment runs it before `serve`."""
     done = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "migrate", "--database-url", db_url],
+        [sys.executable, "-m", "gateway.cli.main", "migrate", "--database-url", db_url],
         cwd=ROOT, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
     )
     (tmp / "migrate.log").write_text(done.stdout + done.stderr)
@@ -293,7 +294,7 @@ def migrate(db_url: str, tmp: Path) -> str:
 
 
 def canned_server(tmp: Path, workers: int) -> Server:
-    """benchmarks.canned:app under the gunicorn settings of gateway.server.run_gunicorn."""
+    """benchmarks.canned:app under the gunicorn settings of gateway.cli.server.run_gunicorn."""
     port = free_port()
     args = [
         sys.executable, "-m", "gunicorn",
@@ -328,7 +329,7 @@ def seed(db_url: str, report_rows: int) -> None:
     from storage.database import Database
     from storage.models import Terminal
 
-    db = Database(db_url)  # migrated before (`gateway.cli migrate`)
+    db = Database(db_url)  # migrated before (`gateway.cli.main migrate`)
     with db.write() as session:
         shops.add_reseller(session, RESELLER_ID, USER_ID, PASSWORD, "Benchmark shop")
         principal = Principal(RESELLERUSER, RESELLER_ID, user_id=USER_ID)

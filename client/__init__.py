@@ -30,7 +30,6 @@ from client.errors import (
 from client.journal import JournalEntry, parse_journal, read_journal
 from client.reconcile import Reconciliation, reconcile
 from client.reports import DetailRow, ReportDocument, SummaryRow, Totals, parse_report
-from client.resultcodes import ResultCode
 from client.results import (
     ClosedPeriod,
     Invoice,
@@ -43,6 +42,7 @@ from client.results import (
     SentInvoice,
 )
 from client.service import BINDING, SeqrClient, zeep_service
+from wsdl.resultcodes import ResultCode
 
 
 def service(endpoint: str, *, wsdl: str | None = None, timeout: float = 30.0) -> Any:

@@ -18,8 +18,7 @@ from client.errors import SeqrClientError, SeqrError, WaitTimeoutError
 from client.journal import read_journal
 from client.output import Output, show_payment, show_reconciliation, write_report
 from client.reconcile import money, reconcile
-from client.reports import SHOP_DETAILS, TERMINAL_DETAILS, report_kind
-from client.resultcodes import ResultCode
+from client.reports import report_kind
 from client.results import RESELLERUSER, TERMINALID, Invoice, PaymentStatus
 from client.service import (
     FIRST_POLL_AFTER,
@@ -27,6 +26,8 @@ from client.service import (
     REPORT_POLL_INTERVAL,
     SeqrClient,
 )
+from wsdl.catalog import SHOP_DETAILS, TERMINAL_DETAILS
+from wsdl.resultcodes import ResultCode
 
 log = logging.getLogger("client.cli")
 

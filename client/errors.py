@@ -5,7 +5,7 @@ subclasses name the common ones. `TransportError` is everything below that: the 
 cannot be reached, does not answer in time, or does not answer like a SEQR service.
 """
 
-from client.resultcodes import ResultCode, code_name
+from wsdl.resultcodes import ResultCode, code_name
 
 
 class SeqrClientError(Exception):

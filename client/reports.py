@@ -13,56 +13,24 @@ from decimal import Decimal, InvalidOperation
 from lxml import etree
 
 from client.errors import ReportFormatError
+from wsdl.catalog import REPORTS, ReportSpec, find_report
 
 ZERO = Decimal("0.00000")  # the documents' precision, so sums print like them
 
 
-@dataclass(frozen=True)
-class ReportKind:
-    report_id: str
-    name: str
-    root: str
-    details: bool
-    per_terminal: bool
-
-    @property
-    def wire_id(self) -> str:
-        """The id registers send: `Reconciliation/STD_RECON_003.xml`."""
-        return f"Reconciliation/{self.report_id}.xml"
+_SHORT = re.compile(r"^(?:std_recon_)?(\d{1,3})$", re.IGNORECASE)
 
 
-REPORTS: dict[str, ReportKind] = {
-    kind.report_id: kind
-    for kind in (
-        ReportKind("STD_RECON_001", "Merchant transactions summary",
-                   "ResellerTransactionSummary", details=False, per_terminal=False),
-        ReportKind("STD_RECON_002", "Merchant summary, terminal by terminal",
-                   "TerminalTransactionSummary", details=False, per_terminal=False),
-        ReportKind("STD_RECON_003", "Merchant transaction details",
-                   "TransactionDetails", details=True, per_terminal=False),
-        ReportKind("STD_RECON_004", "Merchant summary, cashier by cashier",
-                   "CashierTransactionSummary", details=False, per_terminal=False),
-        ReportKind("STD_RECON_006", "Terminal transactions summary",
-                   "TerminalTransactionSummary", details=False, per_terminal=True),
-        ReportKind("STD_RECON_007", "Terminal transaction details",
-                   "TransactionDetails", details=True, per_terminal=True),
-    )
-}
-
-SHOP_DETAILS = "STD_RECON_003"
-TERMINAL_DETAILS = "STD_RECON_007"
-
-_ID = re.compile(r"^(?:reconciliation/)?(?:std_recon_)?(\d{1,3})(?:\.xml)?$", re.IGNORECASE)
-
-
-def report_kind(report_id: str) -> ReportKind:
+def report_kind(report_id: str) -> ReportSpec:
     """`3`, `003`, `STD_RECON_003`, `Reconciliation/STD_RECON_003.xml` or
     `Reconciliation/Shop.xml` (001) -> the report's kind. ValueError for anything else."""
     text = report_id.strip()
-    if text.lower() in ("reconciliation/shop.xml", "shop.xml", "shop"):
-        return REPORTS["STD_RECON_001"]
-    match = _ID.match(text)
-    kind = REPORTS.get(f"STD_RECON_{int(match.group(1)):03d}") if match else None
+    short = _SHORT.match(text)
+    if short:
+        text = f"STD_RECON_{int(short.group(1)):03d}"
+    elif text.lower() in ("shop.xml", "shop"):
+        text = "Reconciliation/Shop.xml"
+    kind = find_report(text)
     if kind is None:
         known = ", ".join(REPORTS)
         raise ValueError(f"unknown report id {report_id!r} (known: {known})")
@@ -119,7 +87,7 @@ class Totals:
 
 @dataclass(frozen=True)
 class ReportDocument:
-    kind: ReportKind
+    kind: ReportSpec
     reseller_id: str | None
     terminal_id: str | None  # Meta/TerminalId of the per-terminal reports
     period_id: str | None
@@ -199,7 +167,7 @@ def _parse_xml(content: bytes) -> etree._Element:
         return root
 
 
-def _guess_kind(root: etree._Element) -> ReportKind:
+def _guess_kind(root: etree._Element) -> ReportSpec:
     per_terminal = root.find("Meta/TerminalId") is not None
     row = root.find("Row")
     for kind in REPORTS.values():
@@ -218,7 +186,7 @@ def _text(element: etree._Element, path: str) -> str | None:
     return text.strip() if text is not None else None
 
 
-def _required(row: etree._Element, name: str, kind: ReportKind) -> str:
+def _required(row: etree._Element, name: str, kind: ReportSpec) -> str:
     text = _text(row, name)
     if not text:
         raise ReportFormatError(f"{kind.report_id}: a Row without {name} "
@@ -226,7 +194,7 @@ def _required(row: etree._Element, name: str, kind: ReportKind) -> str:
     return text
 
 
-def _amount(row: etree._Element, name: str, kind: ReportKind) -> Decimal:
+def _amount(row: etree._Element, name: str, kind: ReportSpec) -> Decimal:
     text = _required(row, name, kind)
     try:
         return Decimal(text)
@@ -235,7 +203,7 @@ def _amount(row: etree._Element, name: str, kind: ReportKind) -> Decimal:
                                 f"(line {row.sourceline})") from error
 
 
-def _count(row: etree._Element, name: str, kind: ReportKind) -> int:
+def _count(row: etree._Element, name: str, kind: ReportSpec) -> int:
     text = _required(row, name, kind)
     if not text.isdigit():
         raise ReportFormatError(f"{kind.report_id}: {name} {text!r} is not a count "
@@ -247,7 +215,7 @@ def _cashier(text: str | None) -> str | None:
     return None if text in (None, "", "NULL") else text
 
 
-def _detail_row(row: etree._Element, kind: ReportKind) -> DetailRow:
+def _detail_row(row: etree._Element, kind: ReportSpec) -> DetailRow:
     return DetailRow(
         terminal_id=_required(row, "TerminalId", kind),
         cashier_id=_cashier(_text(row, "CashierId")),
@@ -256,7 +224,7 @@ def _detail_row(row: etree._Element, kind: ReportKind) -> DetailRow:
     )
 
 
-def _summary_row(row: etree._Element, kind: ReportKind) -> SummaryRow:
+def _summary_row(row: etree._Element, kind: ReportSpec) -> SummaryRow:
     return SummaryRow(
         sales_count=_count(row, "SalesCount", kind),
         sales_total=_amount(row, "SalesTotal", kind),

@@ -49,11 +49,10 @@ from client.results import (
     to_decimal,
     utc,
 )
-from wsdl import wsdl_path
+from wsdl import BINDING, wsdl_path
 
 log = logging.getLogger(__name__)
 
-BINDING = "{http://external.interfaces.ers.seamless.com/}ERSWSExternalClientServiceServiceSoapBinding"
 
 #: the register cadence of the SEQR manual: wait ~3 s after the mark, then ask every 3-5 s
 FIRST_POLL_AFTER = 3.0

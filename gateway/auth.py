@@ -8,8 +8,8 @@ from sqlalchemy.orm import Session
 
 from gateway.errors import SeqrError
 from gateway.passwords import verify_password
-from gateway.resultcodes import ResultCode
 from storage.models import ResellerUser, Terminal
+from wsdl.resultcodes import ResultCode
 
 RESELLERUSER = "RESELLERUSER"
 TERMINALID = "TERMINALID"

@@ -1,4 +1,4 @@
-"""Runtime settings. Every field has a CLI flag (see `gateway.cli`) and an environment fallback."""
+"""Runtime settings. Every field has a CLI flag (`gateway.cli.main`) and an environment fallback."""
 
 import os
 from dataclasses import dataclass

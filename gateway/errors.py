@@ -2,7 +2,7 @@
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from gateway.resultcodes import ResultCode
+from wsdl.resultcodes import ResultCode
 
 
 class SeqrError(Exception):

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.errors import SeqrError
-from gateway.resultcodes import ResultCode
+from wsdl.resultcodes import ResultCode
 
 PAYMENT_MODES = ("IMMEDIATE_DEBIT", "RESERVATION_DESIRED", "RESERVATION_REQUIRED")
 ACKNOWLEDGMENT_MODES = ("NO_ACKNOWLEDGMENT", "OPTIONAL_ACKNOWLEDGMENT", "REQUIRE_ACKNOWLEDGMENT")

@@ -26,8 +26,8 @@ from gateway.auth import Principal, require_terminal
 from gateway.errors import SeqrError
 from gateway.invoices import InvoiceData, check_total, validate
 from gateway.references import allocate_reference
-from gateway.resultcodes import ResultCode
 from storage.models import Invoice, Notification, Terminal, Transaction
+from wsdl.resultcodes import ResultCode
 
 QR_PREFIX = "HTTP://SEQR.SE/R"
 OPEN_STATES = (Invoice.ISSUED, Invoice.PENDING_ISSUER_ACKNOWLEDGE)

@@ -17,8 +17,8 @@ from gateway.auth import Principal
 from gateway.errors import SeqrError
 from gateway.parameters import TERMINAL_ID, Parameters
 from gateway.references import allocate_reference
-from gateway.resultcodes import ResultCode
 from storage.models import PeriodScope, Terminal, TransactionPeriod, utcnow
+from wsdl.resultcodes import ResultCode
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from sqlalchemy.orm import Session
 from gateway.auth import RESELLERUSER, TERMINALID, Credentials, Principal
 from gateway.errors import SeqrError
 from gateway.passwords import hash_password
-from gateway.resultcodes import ResultCode
 from storage.models import Reseller, ResellerUser, Terminal
+from wsdl.resultcodes import ResultCode
 
 MIN_PASSWORD_LENGTH = 4
 

@@ -24,9 +24,9 @@ import requests
 from lxml import etree
 
 from client import Invoice, SeqrClient
-from client.resultcodes import ResultCode
 from tests.conftest import NS, SOAP_ENV, SOAP_PATH, GatewayServer, Shop
 from tests.databases import SQLITE
+from wsdl.resultcodes import ResultCode
 
 CLI = [sys.executable, "-m", "client.cli"]
 

@@ -19,17 +19,18 @@ import requests
 from lxml import etree
 
 from gateway import shops
-from gateway.app import GatewayApp, create_app
 from gateway.config import Settings
+from gateway.wire.app import GatewayApp, create_app
 from storage.database import Database
 from tests.databases import POSTGRESQL, SKIP_REASON, SQLITE, Backends, new_database_url
+from wsdl import TARGET_NAMESPACE
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "seqr"
 if not SHARED.exists():  # CI clones next to shared/ too, but be explicit when it is not
     SHARED = Path(os.environ.get("SEQR_SHARED", "../shared/seqr")).resolve()
 OFFICIAL_WSDL = SHARED / "ERSWSExternalClientService.wsdl"
 SAMPLES = SHARED / "samples"
-NS = "http://external.interfaces.ers.seamless.com/"
+NS = TARGET_NAMESPACE
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP_PATH = "/extclientproxy/service/v2"
 
@@ -96,7 +97,7 @@ class GatewayServer:
         self.endpoint = self.base + SOAP_PATH
         self.log_path = self.workdir / f"server-{port}.log"
         self.args = [
-            sys.executable, "-m", "gateway.cli", "serve", "--port", str(port),
+            sys.executable, "-m", "gateway.cli.main", "serve", "--port", str(port),
             "--database-url", self.db_url, "--report-delay", "0", "--no-demo", *self.extra,
         ]
 

@@ -797,7 +797,7 @@ def start_report_worker(db_url: str, log_path: Path, lease: float, *extra: str
     """`seqr-gateway worker` as a process of its own."""
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "worker", "--database-url", db_url,
+            [sys.executable, "-m", "gateway.cli.main", "worker", "--database-url", db_url,
              "--report-delay", "0", "--job-lease", str(lease), *extra],
             stdout=log, stderr=subprocess.STDOUT,
         )

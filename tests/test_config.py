@@ -2,7 +2,7 @@
 
 import pytest
 
-from gateway.cli import _settings, build_parser
+from gateway.cli.main import _settings, build_parser
 from gateway.config import Settings
 
 

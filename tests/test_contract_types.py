@@ -25,9 +25,9 @@ from spyne.model.enum import EnumBase
 from spyne.model.primitive import DateTime, Decimal, Integer, Unicode
 from spyne.util.xml import get_object_as_xml
 
-from gateway.app import SOAP_PATHS, GatewayApp, create_app
 from gateway.config import Settings
-from gateway.contract import ERSWSExternalClientService
+from gateway.wire.app import SOAP_PATHS, GatewayApp, create_app
+from gateway.wire.contract import ERSWSExternalClientService
 from tests.conftest import NS, OFFICIAL_WSDL, GatewayServer
 
 XSD = "http://www.w3.org/2001/XMLSchema"
@@ -314,7 +314,7 @@ def spyne_view(spyne: dict[str, Any]) -> dict[str, Any]:
     """Spyne's schema brought to the official file's representation, where only that differs.
 
     - Spyne cannot write anonymous inline types: the official anonymous `invoiceRows`,
-      `accounts` and `customerTokens` are named types in gateway.contract. Inlining them
+      `accounts` and `customerTokens` are named types in gateway.wire.contract. Inlining them
       changes nothing on the wire (an element's type name never travels).
     - Spyne writes `elementFormDefault="qualified"` whatever the fields say: children travel
       unqualified because every field is customised with `sub_ns=""`, which its schema

@@ -3,8 +3,8 @@
 import json
 from pathlib import Path
 
-from gateway.app import GatewayApp
 from gateway.config import Settings
+from gateway.wire.app import GatewayApp
 from storage.database import Database
 from tests.conftest import InProcess, context_xml, envelope, parse_response, text_of
 

@@ -15,8 +15,7 @@ from tests.conftest import (
 )
 from tests.domain import Journal
 from tests.flows import poll_report, report_document
-
-BINDING = "{http://external.interfaces.ers.seamless.com/}ERSWSExternalClientServiceServiceSoapBinding"
+from wsdl import BINDING
 
 
 @pytest.fixture

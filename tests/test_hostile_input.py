@@ -22,9 +22,8 @@ import requests
 from lxml import etree
 from sqlalchemy import func, select
 
-from gateway.app import create_app
 from gateway.config import Settings
-from gateway.resultcodes import ResultCode
+from gateway.wire.app import create_app
 from storage.database import Database
 from storage.models import Base, ReportJob, TransactionPeriod
 from tests.conftest import (
@@ -41,6 +40,7 @@ from tests.conftest import (
     sample,
     text_of,
 )
+from wsdl.resultcodes import ResultCode
 
 LIMIT = 1024 * 1024  # the default --max-body-bytes
 SOAP12_ENV = "http://www.w3.org/2003/05/soap-envelope"

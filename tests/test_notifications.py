@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from gateway import notifications, passwords, payments
+from gateway import passwords, payments
 from gateway.auth import Credentials, Principal
+from gateway.background import notifications
+from gateway.background.housekeeping import Housekeeper
 from gateway.config import Settings
-from gateway.housekeeping import Housekeeper
 from gateway.invoices import Amount, InvoiceData, InvoiceRow
 from gateway.payments import PaymentRules
 from gateway.service import Gateway
@@ -165,7 +166,7 @@ def test_a_payment_calls_its_notification_url(shop: Shop, endpoint: Endpoint,
     assert (queued.invoice_reference, queued.url, queued.status, queued.attempts) == (
         reference, url, Notification.PENDING, 0)
 
-    with caplog.at_level(logging.INFO, logger="gateway.notifications"):
+    with caplog.at_level(logging.INFO, logger="gateway.background.notifications"):
         assert shop.deliver() is True
     assert endpoint.paths == ["/seqr/notify?order=42&token=a%20b&invoice=x"]  # as given
     assert endpoint.seen[0][1]["User-Agent"] == "seqr-emulator-notifier"
@@ -188,7 +189,7 @@ def test_a_failing_endpoint_is_retried_with_backoff_then_given_up(
     endpoint.default = "500"
     shop.pay(shop.send(endpoint.url()))
 
-    with caplog.at_level(logging.WARNING, logger="gateway.notifications"):
+    with caplog.at_level(logging.WARNING, logger="gateway.background.notifications"):
         assert shop.deliver() is True
     [row] = shop.notifications()
     [first] = shop.attempts()

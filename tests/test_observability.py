@@ -97,7 +97,7 @@ def test_queue_depth_oldest_job_and_render_durations(two_process_server: Gateway
     assert value(waiting, "seqr_report_oldest_pending_job_age_seconds") >= 0.3
 
     worker = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "worker", "--database-url", server.db_url,
+        [sys.executable, "-m", "gateway.cli.main", "worker", "--database-url", server.db_url,
          "--report-delay", "0", "--concurrency", "2"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
@@ -130,7 +130,7 @@ def test_a_worker_process_renders_several_reports_at_once(tmp_path: Path) -> Non
                                   ).findtext("transactionPeriodId") for _ in range(6)]
         assert all(ask_report(server, shop, p) == "2" for p in periods)
         worker = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "worker", "--database-url", server.db_url,
+            [sys.executable, "-m", "gateway.cli.main", "worker", "--database-url", server.db_url,
              "--report-delay", "0", "--concurrency", "3"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )

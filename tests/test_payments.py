@@ -24,10 +24,10 @@ from gateway.invoices import Amount, InvoiceData, InvoiceRow
 from gateway.parameters import Parameters
 from gateway.payments import BuyerActionError, PaymentRules
 from gateway.periods import mark_transaction_period
-from gateway.resultcodes import ResultCode
 from storage.database import Database
 from storage.models import Invoice, Notification, Transaction, TransactionPeriod
 from tests.domain import fresh_db, new_shop, new_terminal
+from wsdl.resultcodes import ResultCode
 
 T0 = datetime(2024, 5, 2, 10, 0, 0, tzinfo=UTC)
 RULES = PaymentRules()  # the 20-second rule on, no auto-pay

@@ -11,10 +11,10 @@ from gateway.auth import Principal
 from gateway.errors import SeqrError
 from gateway.parameters import Parameters
 from gateway.periods import mark_transaction_period
-from gateway.resultcodes import ResultCode
 from storage.models import Transaction, TransactionPeriod
 from tests.conftest import PERIOD_RE
 from tests.domain import Journal, fresh_db, new_shop, new_terminal
+from wsdl.resultcodes import ResultCode
 
 
 def _mark(db, principal: Principal, terminal_id: str | None = None) -> str:

@@ -57,7 +57,7 @@ def test_reports_come_from_a_separate_worker_process_and_survive_restarts(tmp_pa
         time.sleep(1.0)
         assert ask().resultCode == 2  # no worker anywhere: the job waits, nothing lost
         worker = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "worker", "--database-url", gateway.db_url,
+            [sys.executable, "-m", "gateway.cli.main", "worker", "--database-url", gateway.db_url,
              "--report-delay", "0"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
@@ -99,7 +99,7 @@ def test_serve_seeds_a_demo_shop_and_prints_its_credentials(tmp_path: Path) -> N
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     db_url = deployable_database_url(tmp_path, "demo")
-    command = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port),
+    command = [sys.executable, "-m", "gateway.cli.main", "serve", "--port", str(port),
                "--database-url", db_url]
     demo = reseller_context("demo-shop", "9900", "demo-password")
     for _start in ("first", "restart"):
@@ -132,7 +132,7 @@ def test_serve_seeds_a_demo_shop_and_prints_its_credentials(tmp_path: Path) -> N
 def test_add_reseller_creates_a_shop_that_can_log_in(tmp_path: Path) -> None:
     db_url = deployable_database_url(tmp_path, "cli")
     result = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "add-reseller", "--database-url", db_url,
+        [sys.executable, "-m", "gateway.cli.main", "add-reseller", "--database-url", db_url,
          "--id", "4711", "--user-id", "9900", "--password", "s3cret", "--name", "Store 111"],
         capture_output=True, text=True, env={**os.environ},
     )
@@ -151,7 +151,7 @@ def test_add_reseller_creates_a_shop_that_can_log_in(tmp_path: Path) -> None:
 def _serve(db_url: str) -> subprocess.CompletedProcess[str]:
     """`serve` on a database whose schema it must refuse: it exits without serving."""
     return subprocess.run(  # the return code is asserted by the callers
-        [sys.executable, "-m", "gateway.cli", "serve", "--port", str(free_port()),
+        [sys.executable, "-m", "gateway.cli.main", "serve", "--port", str(free_port()),
          "--database-url", db_url, "--no-demo"],
         capture_output=True, text=True, timeout=60, check=False,
     )
@@ -183,7 +183,7 @@ def test_a_production_database_must_be_migrated_before_serving(
     assert refused.returncode == 2
     assert "seqr-gateway migrate" in refused.stderr and "Traceback" not in refused.stderr
     migrated = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "migrate", "--database-url", db_url],
+        [sys.executable, "-m", "gateway.cli.main", "migrate", "--database-url", db_url],
         capture_output=True, text=True, timeout=60, check=False,
     )
     assert migrated.returncode == 0, migrated.stderr

@@ -12,12 +12,13 @@ from gateway.auth import Principal
 from gateway.errors import SeqrError
 from gateway.parameters import Parameters
 from gateway.periods import mark_transaction_period
-from gateway.reports.catalog import REPORTS, lookup
+from gateway.reports.catalog import lookup
 from gateway.reports.render import ReportScope, render
-from gateway.resultcodes import ResultCode
 from storage.models import TransactionPeriod, utcnow
 from tests.domain import Journal, fresh_db, new_shop, new_terminal
 from wsdl import report_schema
+from wsdl.catalog import REPORTS
+from wsdl.resultcodes import ResultCode
 
 
 def _close(db, owner: Principal, terminal_id: str | None = None) -> TransactionPeriod:

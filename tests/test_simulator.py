@@ -24,8 +24,8 @@ from typing import Any
 import requests
 from lxml import etree
 
-from gateway.app import GatewayApp
 from gateway.config import Settings
+from gateway.wire.app import GatewayApp
 from storage.database import Database
 from tests.conftest import (
     PERIOD_RE,
@@ -504,7 +504,7 @@ def simulate_cli(gateway: GatewayServer | str, *args: str,
     if token is not None:
         env["SEQR_ADMIN_TOKEN"] = token
     return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "simulate", *args, "--gateway-url", url],
+        [sys.executable, "-m", "gateway.cli.main", "simulate", *args, "--gateway-url", url],
         capture_output=True, text=True, env=env, timeout=60, check=False,
     )
 

@@ -8,15 +8,15 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.auth import Credentials
+from gateway.background.worker import ReportWorker
 from gateway.config import Settings
 from gateway.errors import SeqrError
 from gateway.parameters import Parameters
-from gateway.resultcodes import ResultCode
 from gateway.service import Gateway
-from gateway.worker import ReportWorker
 from storage import jobs
 from storage.models import ReportDocument, ReportJob
 from tests.domain import Journal, fresh_db, new_shop, new_terminal
+from wsdl.resultcodes import ResultCode
 
 OWNER = Credentials("RESELLERUSER", "shop-1", "9900", "secret-pw")
 
@@ -115,7 +115,7 @@ def test_a_failing_render_is_retried_then_answers_system_error(
         calls.append(1)
         raise OSError("disk on fire")
 
-    monkeypatch.setattr("gateway.worker.render", broken)
+    monkeypatch.setattr("gateway.background.worker.render", broken)
     worker = ReportWorker(db, config)
     for _ in range(3):
         assert worker.run_once()
@@ -132,7 +132,7 @@ def test_a_render_that_fails_once_still_becomes_ready(
 ) -> None:
     db, config, gateway, period = _setup(tmp_path)
     _code(lambda: _ask(gateway, period))
-    from gateway import worker as worker_module
+    from gateway.background import worker as worker_module
 
     real = worker_module.render
     failures = iter([True])

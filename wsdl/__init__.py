@@ -13,6 +13,8 @@ NS_WSDL = "http://schemas.xmlsoap.org/wsdl/"
 NS_WSDL_SOAP = "http://schemas.xmlsoap.org/wsdl/soap/"
 NS_XSD = "http://www.w3.org/2001/XMLSchema"
 TARGET_NAMESPACE = "http://external.interfaces.ers.seamless.com/"
+#: the SOAP binding of the port, as zeep names it
+BINDING = f"{{{TARGET_NAMESPACE}}}ERSWSExternalClientServiceServiceSoapBinding"
 
 
 def _read(name: str) -> bytes:

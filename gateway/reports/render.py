@@ -15,9 +15,9 @@ from lxml import etree
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
-from gateway.reports.catalog import Layout, ReportSpec
 from storage.models import Transaction, TransactionPeriod
 from storage.money import format_amount
+from wsdl.catalog import Layout, ReportSpec
 
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 NULL = "NULL"

@@ -9,11 +9,12 @@ from sqlalchemy.orm import Session
 from gateway.auth import Principal
 from gateway.errors import ReportNotReadyError, SeqrError
 from gateway.parameters import TERMINAL_ID, TRANSACTION_PERIOD_ID, Parameters
-from gateway.reports.catalog import ReportSpec, lookup
+from gateway.reports.catalog import lookup
 from gateway.reports.render import ReportScope
-from gateway.resultcodes import ResultCode
 from storage import jobs
 from storage.models import ReportJob, Terminal, TransactionPeriod, utcnow
+from wsdl.catalog import ReportSpec
+from wsdl.resultcodes import ResultCode
 
 
 @dataclass(frozen=True)

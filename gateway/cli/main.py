@@ -248,7 +248,7 @@ def _metrics_directory() -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     _metrics_directory()
-    from gateway.server import run_gunicorn
+    from gateway.cli.server import run_gunicorn
 
     settings = _settings(
         args, max_body_bytes=args.max_body_bytes, embedded_worker=not args.no_worker,
@@ -276,8 +276,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from gateway.housekeeping import Housekeeper
-    from gateway.worker import ReportWorker
+    from gateway.background.housekeeping import Housekeeper
+    from gateway.background.worker import ReportWorker
 
     settings = _settings(args)
     db = _ready_database(settings.database_url)
@@ -303,7 +303,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from gateway.simulate_client import simulate
+    from gateway.cli.simulate import simulate
 
     return simulate(args.gateway_url, args.action, args.invoice_reference, args.seqr_id,
                     os.environ.get("SEQR_ADMIN_TOKEN"))

@@ -19,7 +19,7 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        from gateway.app import create_app
+        from gateway.wire.app import create_app
 
         return create_app(self.settings)
 
@@ -31,7 +31,7 @@ def _post_worker_init(settings: Settings) -> Any:
         gc.collect()
         gc.freeze()
         if settings.embedded_worker:
-            from gateway.worker import start_background_threads
+            from gateway.background.worker import start_background_threads
 
             start_background_threads(settings)
 
@@ -39,7 +39,7 @@ def _post_worker_init(settings: Settings) -> Any:
 
 
 def _child_exit(_server: Any, worker: Any) -> None:
-    from gateway.metrics import process_exited
+    from gateway.wire.metrics import process_exited
 
     process_exited(worker.pid)
 

@@ -9,8 +9,9 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from gateway import notifications, payments
-from gateway.background import BackgroundLoop
+from gateway import payments
+from gateway.background import notifications
+from gateway.background.loop import BackgroundLoop
 from gateway.config import Settings
 from storage.database import Database
 from storage.models import Invoice, utcnow

@@ -1,4 +1,8 @@
-"""The SEQR result codes (`ERSWSResultCodes`), exactly as the official client defines them."""
+"""The SEQR result codes (`ERSWSResultCodes`), exactly as the official client defines them.
+
+A fact of the contract, so it lives beside the WSDL: the gateway answers with these codes
+and the reference client reads them, from this one definition.
+"""
 
 from enum import IntEnum
 
@@ -63,3 +67,11 @@ class ResultCode(IntEnum):
     def describe(self, detail: str | None = None) -> str:
         """The wire `resultDescription`: the code's name, then `: detail` when there is one."""
         return f"{self.name}: {detail}" if detail else self.name
+
+
+def code_name(code: int) -> str:
+    """The wire name of `code` (`AUTHENTICATION_FAILED`), or `UNKNOWN_<code>`."""
+    try:
+        return ResultCode(code).name
+    except ValueError:
+        return f"UNKNOWN_{code}"

@@ -30,12 +30,13 @@ from gateway import invoices, payments
 from gateway.auth import Credentials
 from gateway.errors import SeqrError, database_error_code
 from gateway.parameters import Parameters
-from gateway.resultcodes import ResultCode
 from gateway.service import Gateway
+from wsdl import TARGET_NAMESPACE
+from wsdl.resultcodes import ResultCode
 
 log = logging.getLogger(__name__)
 
-NS = "http://external.interfaces.ers.seamless.com/"
+NS = TARGET_NAMESPACE
 
 
 def field(kind: Any, min_occurs: int = 0, max_occurs: Any = 1) -> Any:

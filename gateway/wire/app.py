@@ -14,13 +14,13 @@ from spyne import Application
 from spyne.server.wsgi import WsgiApplication
 from sqlalchemy import func, select, text
 
-from gateway import metrics
 from gateway.config import Settings
-from gateway.contract import NS, ERSWSExternalClientService
 from gateway.service import Gateway
-from gateway.simulator import PREFIX as SIMULATOR_PREFIX
-from gateway.simulator import Simulator
-from gateway.soap import ContractSoap11
+from gateway.wire import metrics
+from gateway.wire.contract import NS, ERSWSExternalClientService
+from gateway.wire.simulator import PREFIX as SIMULATOR_PREFIX
+from gateway.wire.simulator import Simulator
+from gateway.wire.soap import ContractSoap11
 from storage.database import Database
 from storage.models import ReportJob
 from wsdl import served_wsdl

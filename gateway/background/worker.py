@@ -16,14 +16,14 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import IO
 
-from gateway.background import BackgroundLoop
+from gateway.background.housekeeping import Housekeeper
+from gateway.background.loop import BackgroundLoop
 from gateway.config import Settings
-from gateway.housekeeping import Housekeeper
-from gateway.reports.catalog import MIME_TYPE, REPORTS
 from gateway.reports.render import ReportScope, render
 from storage import jobs
 from storage.database import Database
 from storage.models import ReportJob, TransactionPeriod, utcnow
+from wsdl.catalog import MIME_TYPE, REPORTS
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session
 from gateway import payments
 from gateway.config import Settings
 from gateway.errors import database_error_code
-from gateway.resultcodes import ResultCode
 from storage.database import Database
 from storage.models import Invoice, utcnow
+from wsdl.resultcodes import ResultCode
 
 log = logging.getLogger(__name__)
 
