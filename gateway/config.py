@@ -1,11 +1,11 @@
-"""Runtime settings. Every field has a CLI flag (`gateway.cli.main`) and an environment fallback."""
+"""Runtime settings. Every field has a CLI flag (`gateway.cli.main`) and an environment fallback.
+
+The ground floor of the gateway: this module imports nothing of it.
+"""
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from gateway.payments import PaymentRules
+from datetime import datetime, timedelta
 
 DEFAULT_DATABASE_URL = "sqlite:///seqr-gateway.sqlite3"
 
@@ -30,6 +30,29 @@ def env_int(name: str, default: int) -> int:
 
 
 @dataclass(frozen=True)
+class PaymentRules:
+    """The payment side's two tunable rules, as the domain (`gateway.payments`) reads them."""
+
+    #: a PAID invoice not polled within this many seconds is reversed (the real service's
+    #: rule: 20); 0 turns it off
+    reversal_seconds: float = 20.0
+    #: every new invoice pays itself after this many seconds (None: the buyer does it)
+    auto_pay_after: float | None = None
+
+    def reversal_cutoff(self, now: datetime) -> datetime | None:
+        """A payment made before this and still unseen by its register is reversed."""
+        if self.reversal_seconds <= 0:
+            return None
+        return now - timedelta(seconds=self.reversal_seconds)
+
+    def auto_pay_at(self, now: datetime) -> datetime | None:
+        """When an invoice sent now pays itself."""
+        if self.auto_pay_after is None:
+            return None
+        return now + timedelta(seconds=self.auto_pay_after)
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     #: least time between queuing a report and it being ready (the real service took a few seconds)
@@ -46,10 +69,10 @@ class Settings:
     job_retry_seconds: float = 0.5
     #: run a report worker thread inside each gateway process
     embedded_worker: bool = True
-    #: a PAID invoice not polled within this many seconds is reversed; 0 turns the rule off
-    unpolled_reversal_seconds: float = 20.0
-    #: every new invoice pays itself after this many seconds (None: the buyer does it)
-    auto_pay_after: float | None = None
+    #: `PaymentRules.reversal_seconds`
+    unpolled_reversal_seconds: float = PaymentRules.reversal_seconds
+    #: `PaymentRules.auto_pay_after`
+    auto_pay_after: float | None = PaymentRules.auto_pay_after
     #: the buyer simulator's HTTP endpoints (/simulator/...)
     simulator: bool = True
     #: when set, the simulator's endpoints demand it as a bearer token
@@ -59,9 +82,8 @@ class Settings:
     notification_timeout: float = 3.0
 
     @property
-    def payment_rules(self) -> "PaymentRules":
-        from gateway.payments import PaymentRules
-
+    def payment_rules(self) -> PaymentRules:
+        """The one place settings become the payment rules."""
         return PaymentRules(self.unpolled_reversal_seconds, self.auto_pay_after)
 
     @classmethod

@@ -13,12 +13,21 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.errors import SeqrError
+from storage.money import SCALE as MAX_DECIMALS  # what storage keeps exactly, reports print
 from wsdl.resultcodes import ResultCode
 
-PAYMENT_MODES = ("IMMEDIATE_DEBIT", "RESERVATION_DESIRED", "RESERVATION_REQUIRED")
-ACKNOWLEDGMENT_MODES = ("NO_ACKNOWLEDGMENT", "OPTIONAL_ACKNOWLEDGMENT", "REQUIRE_ACKNOWLEDGMENT")
+# the contract's paymentMode: pay at once, let the buyer reserve, or make the buyer reserve
+IMMEDIATE_DEBIT = "IMMEDIATE_DEBIT"
+RESERVATION_DESIRED = "RESERVATION_DESIRED"
+RESERVATION_REQUIRED = "RESERVATION_REQUIRED"
+PAYMENT_MODES = (IMMEDIATE_DEBIT, RESERVATION_DESIRED, RESERVATION_REQUIRED)
+# the contract's acknowledgmentMode: REQUIRE_ACKNOWLEDGMENT holds a scanned invoice until
+# the register acknowledges it (updateInvoice)
+NO_ACKNOWLEDGMENT = "NO_ACKNOWLEDGMENT"
+OPTIONAL_ACKNOWLEDGMENT = "OPTIONAL_ACKNOWLEDGMENT"
+REQUIRE_ACKNOWLEDGMENT = "REQUIRE_ACKNOWLEDGMENT"
+ACKNOWLEDGMENT_MODES = (NO_ACKNOWLEDGMENT, OPTIONAL_ACKNOWLEDGMENT, REQUIRE_ACKNOWLEDGMENT)
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
-MAX_DECIMALS = 5  # what the reports print, and what storage keeps exactly
 #: invoice totals stay below this, so a stored amount (64-bit, in 10**-5 units) and the
 #: reports' sums over millions of them cannot overflow
 MAX_TOTAL = Decimal(10) ** 12
@@ -59,11 +68,11 @@ class InvoiceData:
 
     @property
     def effective_payment_mode(self) -> str:
-        return self.payment_mode or "IMMEDIATE_DEBIT"
+        return self.payment_mode or IMMEDIATE_DEBIT
 
     @property
     def effective_acknowledgment_mode(self) -> str:
-        return self.acknowledgment_mode or "NO_ACKNOWLEDGMENT"
+        return self.acknowledgment_mode or NO_ACKNOWLEDGMENT
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), default=_encode, sort_keys=True)

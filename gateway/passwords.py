@@ -13,6 +13,9 @@ import secrets
 import threading
 import time
 
+#: the shortest password a terminal or a shop's user may have
+MIN_PASSWORD_LENGTH = 4
+
 _N, _R, _P = 2**14, 8, 1
 _SCHEME = "scrypt"
 _CACHE_SECONDS = 300.0

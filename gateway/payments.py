@@ -14,17 +14,26 @@ never counts anywhere. With the rule off (0) a payment enters the ledger when it
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
 
 from gateway import ledger
 from gateway.auth import Principal, require_terminal
+from gateway.config import PaymentRules
 from gateway.errors import SeqrError
-from gateway.invoices import InvoiceData, check_total, validate
+from gateway.invoices import (
+    IMMEDIATE_DEBIT,
+    REQUIRE_ACKNOWLEDGMENT,
+    RESERVATION_REQUIRED,
+    InvoiceData,
+    check_total,
+    validate,
+)
 from gateway.references import allocate_reference
 from storage.models import Invoice, Notification, Terminal, Transaction
 from wsdl.resultcodes import ResultCode
@@ -32,13 +41,7 @@ from wsdl.resultcodes import ResultCode
 QR_PREFIX = "HTTP://SEQR.SE/R"
 OPEN_STATES = (Invoice.ISSUED, Invoice.PENDING_ISSUER_ACKNOWLEDGE)
 
-
-@dataclass(frozen=True)
-class PaymentRules:
-    #: a PAID invoice not polled within this many seconds is reversed; 0 turns it off
-    reversal_seconds: float = 20.0
-    #: every new invoice pays itself after this many seconds (None: never)
-    auto_pay_after: float | None = None
+__all__ = ["PaymentRules"]  # re-exported: the rules' type lives with the settings
 
 
 @dataclass(frozen=True)
@@ -103,14 +106,21 @@ def _change(invoice: Invoice, now: datetime, status: str | None = None) -> None:
     invoice.updated_at = now
 
 
+def reversal_due(rules: PaymentRules, now: datetime) -> ColumnElement[bool] | None:
+    """The 20-second rule as a query condition (None while the rule is off)."""
+    cutoff = rules.reversal_cutoff(now)
+    return None if cutoff is None else Invoice.unpolled_since(cutoff)
+
+
 def _reversal_due(invoice: Invoice, rules: PaymentRules, now: datetime) -> bool:
-    return (
-        invoice.status == Invoice.PAID
-        and invoice.settled_at is None
-        and rules.reversal_seconds > 0
-        and invoice.paid_at is not None
-        and now - invoice.paid_at > timedelta(seconds=rules.reversal_seconds)
-    )
+    """The 20-second rule for one invoice."""
+    cutoff = rules.reversal_cutoff(now)
+    return cutoff is not None and invoice.unpolled_since(cutoff)
+
+
+def _awaits_acknowledgment(invoice: Invoice) -> bool:
+    """Scanned or not, the register must still acknowledge it (updateInvoice) before payment."""
+    return invoice.acknowledgment_mode == REQUIRE_ACKNOWLEDGMENT and invoice.acknowledged_at is None
 
 
 def _reverse(invoice: Invoice, now: datetime) -> None:
@@ -152,7 +162,7 @@ def _pay(session: Session, invoice: Invoice, rules: PaymentRules, now: datetime,
     if url:
         session.add(Notification(invoice_reference=invoice.reference, url=url,
                                  next_attempt_at=now))
-    if register_sees_it or rules.reversal_seconds <= 0:
+    if register_sees_it or rules.reversal_cutoff(now) is None:
         _settle(session, invoice, now)
 
 
@@ -184,8 +194,7 @@ def send_invoice(session: Session, principal: Principal, invoice: InvoiceData | 
             client_invoice_id=data.client_invoice_id,
             notification_url=data.notification_url, document=data.to_json(),
             created_at=now, updated_at=now,
-            auto_pay_at=(now + timedelta(seconds=rules.auto_pay_after)
-                         if rules.auto_pay_after is not None else None),
+            auto_pay_at=rules.auto_pay_at(now),
         )
         try:
             with session.begin_nested():
@@ -220,9 +229,18 @@ def update_invoice(session: Session, principal: Principal, reference: str | None
     _change(row, now, Invoice.ISSUED)
 
 
-def needs_write(row: Invoice) -> bool:
-    """Whether a poll of this invoice changes something (settles or reverses a payment)."""
-    return row.status == Invoice.PAID and row.settled_at is None
+def peek_payment_status(session: Session, principal: Principal,
+                        reference: str | None) -> PaymentStatus | None:
+    """A poll that changes nothing, answered without a lock (a read transaction); None when
+    the poll must write (it settles or reverses a payment) or fails: ask
+    `get_payment_status` then."""
+    terminal_id = require_terminal(principal, "getPaymentStatus")
+    if not reference:
+        return None
+    row = session.scalar(select(Invoice).where(Invoice.reference == reference.strip()))
+    if row is None or row.terminal_id != terminal_id or row.awaits_settlement:
+        return None
+    return status_of(session, row)
 
 
 def get_payment_status(session: Session, principal: Principal, reference: str | None,
@@ -359,7 +377,7 @@ def buyer_scan(session: Session, reference: str, rules: PaymentRules, now: datet
     if row.status != Invoice.ISSUED:
         raise _conflict(row, "scan", f"it is {row.status}")
     row.scanned_at = row.scanned_at or now
-    if row.acknowledgment_mode == "REQUIRE_ACKNOWLEDGMENT" and row.acknowledged_at is None:
+    if _awaits_acknowledgment(row):
         _change(row, now, Invoice.PENDING_ISSUER_ACKNOWLEDGE)
     return row
 
@@ -377,9 +395,9 @@ def _buyer_pays(session: Session, row: Invoice, rules: PaymentRules, now: dateti
         raise _conflict(row, "pay", "the register has not acknowledged it yet (updateInvoice)")
     if row.status != Invoice.ISSUED:
         raise _conflict(row, "pay", f"it is {row.status}")
-    if row.acknowledgment_mode == "REQUIRE_ACKNOWLEDGMENT" and row.acknowledged_at is None:
+    if _awaits_acknowledgment(row):
         raise _conflict(row, "pay", "it must be scanned and acknowledged by the register first")
-    if row.payment_mode == "RESERVATION_REQUIRED":
+    if row.payment_mode == RESERVATION_REQUIRED:
         raise _conflict(row, "pay", "its payment mode is RESERVATION_REQUIRED: reserve it")
     row.scanned_at = row.scanned_at or now
     _pay(session, row, rules, now, payer_id, register_sees_it=False)
@@ -392,9 +410,9 @@ def buyer_reserve(session: Session, reference: str, rules: PaymentRules, now: da
     _catch_up(session, row, rules, now, register_sees_it=False)
     if row.status != Invoice.ISSUED:
         raise _conflict(row, "reserve", f"it is {row.status}")
-    if row.payment_mode == "IMMEDIATE_DEBIT":
+    if row.payment_mode == IMMEDIATE_DEBIT:
         raise _conflict(row, "reserve", "its payment mode is IMMEDIATE_DEBIT")
-    if row.acknowledgment_mode == "REQUIRE_ACKNOWLEDGMENT" and row.acknowledged_at is None:
+    if _awaits_acknowledgment(row):
         raise _conflict(row, "reserve", "it must be scanned and acknowledged by the register first")
     row.scanned_at = row.scanned_at or now
     row.payer_id = payer_id or uuid.uuid4().hex
@@ -440,17 +458,10 @@ def pay_by_seqr_id(session: Session, seqr_id: str, rules: PaymentRules, now: dat
 
 def reverse_unpolled(session: Session, rules: PaymentRules, now: datetime) -> int:
     """Reverse every payment the register has not polled in time; how many."""
-    if rules.reversal_seconds <= 0:
+    due = reversal_due(rules, now)
+    if due is None:
         return 0
-    stmt = (
-        select(Invoice)
-        .where(
-            Invoice.status == Invoice.PAID,
-            Invoice.settled_at.is_(None),
-            Invoice.paid_at < now - timedelta(seconds=rules.reversal_seconds),
-        )
-        .with_for_update(skip_locked=True)
-    )
+    stmt = select(Invoice).where(due).with_for_update(skip_locked=True)
     rows = list(session.scalars(stmt.execution_options(populate_existing=True)))
     for row in rows:
         _reverse(row, now)
@@ -459,19 +470,15 @@ def reverse_unpolled(session: Session, rules: PaymentRules, now: datetime) -> in
 
 def auto_pay_due(session: Session, rules: PaymentRules, now: datetime) -> int:
     """Pay (or reserve) every open invoice whose auto-pay time has come; how many changed."""
-    stmt = (
-        select(Invoice)
-        .where(Invoice.status == Invoice.ISSUED, Invoice.auto_pay_at <= now)
-        .with_for_update(skip_locked=True)
-    )
+    stmt = select(Invoice).where(Invoice.auto_pay_due(now)).with_for_update(skip_locked=True)
     changed = 0
     for row in session.scalars(stmt.execution_options(populate_existing=True)):
-        if row.acknowledgment_mode == "REQUIRE_ACKNOWLEDGMENT" and row.acknowledged_at is None:
+        if _awaits_acknowledgment(row):
             if row.scanned_at is None:
                 buyer_scan(session, row.reference, rules, now)  # then wait for the register
                 changed += 1
             continue
-        if row.payment_mode == "RESERVATION_REQUIRED":
+        if row.payment_mode == RESERVATION_REQUIRED:
             buyer_reserve(session, row.reference, rules, now)
         else:
             _buyer_pays(session, row, rules, now, None)

@@ -7,11 +7,9 @@ from sqlalchemy.orm import Session
 
 from gateway.auth import RESELLERUSER, TERMINALID, Credentials, Principal
 from gateway.errors import SeqrError
-from gateway.passwords import hash_password
+from gateway.passwords import MIN_PASSWORD_LENGTH, hash_password
 from storage.models import Reseller, ResellerUser, Terminal
 from wsdl.resultcodes import ResultCode
-
-MIN_PASSWORD_LENGTH = 4
 
 
 @dataclass(frozen=True)

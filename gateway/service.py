@@ -4,17 +4,15 @@ Each call opens its own session (read or write), authenticates, and hands over t
 module. It returns plain values or raises `SeqrError`; the SOAP layer only translates.
 """
 
-from sqlalchemy import select
-
 from gateway import payments, principals, terminals
-from gateway.auth import Credentials, authenticate, require_terminal
+from gateway.auth import Credentials, authenticate
 from gateway.config import Settings
 from gateway.invoices import InvoiceData
 from gateway.parameters import Parameters
 from gateway.periods import mark_transaction_period
 from gateway.reports import requests as reports
 from storage.database import Database
-from storage.models import Invoice, utcnow
+from storage.models import utcnow
 
 
 class Gateway:
@@ -78,12 +76,9 @@ class Gateway:
         """A plain poll only reads; one that settles or reverses a payment writes."""
         with self.db.read() as session:
             principal = authenticate(session, creds)
-            require_terminal(principal, "getPaymentStatus")
-            row = session.scalar(select(Invoice).where(Invoice.reference == (reference or "")))
-            if row is not None and row.terminal_id == principal.terminal_id and not (
-                payments.needs_write(row)
-            ):
-                return payments.status_of(session, row)
+            status = payments.peek_payment_status(session, principal, reference)
+            if status is not None:
+                return status
         with self.db.write() as session:
             return payments.get_payment_status(session, principal, reference, self.rules,
                                                utcnow())

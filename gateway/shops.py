@@ -1,5 +1,6 @@
 """Shops (resellers) and their users: created by the operator, not over SOAP."""
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway import periods
@@ -19,7 +20,7 @@ def add_reseller(
         periods.open_scope(session, reseller_id)
     elif name:
         reseller.name = name
-    user = session.query(ResellerUser).filter_by(reseller_id=reseller_id, user_id=user_id).first()
+    user = _user(session, reseller_id, user_id)
     if user is None:
         session.add(
             ResellerUser(
@@ -33,9 +34,14 @@ def add_reseller(
 
 
 def has_resellers(session: Session) -> bool:
-    return session.query(Reseller.id).first() is not None
+    return session.scalar(select(Reseller.id).limit(1)) is not None
 
 
 def password_is(session: Session, reseller_id: str, user_id: str, password: str) -> bool:
-    user = session.query(ResellerUser).filter_by(reseller_id=reseller_id, user_id=user_id).first()
+    user = _user(session, reseller_id, user_id)
     return user is not None and verify_password(password, user.password_hash)
+
+
+def _user(session: Session, reseller_id: str, user_id: str) -> ResellerUser | None:
+    return session.scalar(select(ResellerUser).where(
+        ResellerUser.reseller_id == reseller_id, ResellerUser.user_id == user_id))

@@ -8,12 +8,11 @@ from sqlalchemy.orm import Session
 from gateway import periods
 from gateway.auth import Principal, require_reseller_user, require_terminal
 from gateway.errors import SeqrError
-from gateway.passwords import hash_password
+from gateway.passwords import MIN_PASSWORD_LENGTH, hash_password
 from gateway.references import new_terminal_id
 from storage.models import Terminal, utcnow
 from wsdl.resultcodes import ResultCode
 
-MIN_PASSWORD_LENGTH = 4
 SEQR_ID_RE = re.compile(r"^[A-Za-z0-9]{1,64}$")
 
 

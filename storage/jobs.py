@@ -1,8 +1,7 @@
 """The report job queue: enqueue once, claim under a lease, complete or fail.
 
-Claiming is a conditional UPDATE that succeeds for one worker only, whatever the backend
-(on PostgreSQL the candidate is also picked with FOR UPDATE SKIP LOCKED so workers do not
-queue behind each other). A worker that dies leaves its lease to expire; the job is then
+Claiming is `storage.leases.claim_next`: a conditional UPDATE that succeeds for one worker
+only, whatever the backend. A worker that dies leaves its lease to expire; the job is then
 claimed again. Completion is accepted only from the current lease holder, and the document
 table allows one document per job, so at most one rendering is ever stored.
 """
@@ -10,13 +9,14 @@ table allows one document per job, so at most one rendering is ever stored.
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import IO
+from typing import IO, Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import Row, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.database import Database
+from storage.leases import claim_next as claim_lease
 from storage.models import ReportDocument, ReportDocumentChunk, ReportJob, utcnow
 
 CHUNK_BYTES = 1024 * 1024
@@ -76,46 +76,32 @@ def _claimable(now: datetime):  # type: ignore[no-untyped-def]
 
 def claim_next(db: Database, owner: str, lease_seconds: float, max_attempts: int) -> Claim | None:
     """Take the oldest claimable job, or None. Jobs whose workers died too often fail."""
-    with db.read() as session:  # idle workers must not queue for SQLite's write lock
-        if session.scalar(select(ReportJob.id).where(_claimable(utcnow())).limit(1)) is None:
-            return None
-    for _ in range(5):  # lost races with other workers: look again
-        with db.write() as session:
-            now = utcnow()
-            candidate = session.execute(
-                select(ReportJob.id, ReportJob.status, ReportJob.attempts)
-                .where(_claimable(now))
-                .order_by(ReportJob.id)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            ).first()
-            if candidate is None:
-                return None
-            job_id, status, attempts = candidate
-            if status == ReportJob.RUNNING and attempts >= max_attempts:
-                session.execute(
-                    update(ReportJob)
-                    .where(ReportJob.id == job_id, _claimable(now))
-                    .values(
-                        status=ReportJob.FAILED,
-                        finished_at=now,
-                        last_error=f"the worker rendering it stopped {attempts} times",
-                    )
-                )
-                continue
-            claimed = session.execute(
+
+    def take(session: Session, job: Row[Any], now: datetime) -> dict[str, Any] | None:
+        if job.status == ReportJob.RUNNING and job.attempts >= max_attempts:
+            session.execute(
                 update(ReportJob)
-                .where(ReportJob.id == job_id, _claimable(now))
-                .values(
-                    status=ReportJob.RUNNING,
-                    lease_owner=owner,
-                    lease_expires_at=now + timedelta(seconds=lease_seconds),
-                    attempts=ReportJob.attempts + 1,
-                )
+                .where(ReportJob.id == job.id, _claimable(now))
+                .values(status=ReportJob.FAILED, finished_at=now,
+                        last_error=f"the worker rendering it stopped {job.attempts} times")
             )
-            if claimed.rowcount == 1:
-                return Claim(job_id, owner, attempts + 1)
-    return None
+            return None
+        return {"status": ReportJob.RUNNING, "lease_owner": owner,
+                "lease_expires_at": now + timedelta(seconds=lease_seconds),
+                "attempts": ReportJob.attempts + 1}
+
+    job = claim_lease(db, ReportJob, _claimable, take,
+                      columns=(ReportJob.status, ReportJob.attempts), order_by=(ReportJob.id,))
+    return None if job is None else Claim(job.id, owner, job.attempts + 1)
+
+
+def waiting_jobs(session: Session) -> tuple[int, float]:
+    """How many jobs wait (pending or being rendered), and the oldest one's age in seconds."""
+    count, since = session.execute(
+        select(func.count(), func.min(ReportJob.created_at))
+        .where(ReportJob.status.in_((ReportJob.PENDING, ReportJob.RUNNING)))
+    ).one()
+    return count, (utcnow() - since).total_seconds() if since is not None else 0.0
 
 
 def renew(db: Database, claim: Claim, lease_seconds: float) -> bool:

@@ -16,7 +16,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.ext.hybrid import hybrid_method, hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql import ColumnElement, and_
 from sqlalchemy.types import TypeDecorator
 
 from storage.money import Money
@@ -263,6 +265,39 @@ class Invoice(Base):
     receipt_type: Mapped[str | None] = mapped_column(String(100))
     receipt_data: Mapped[bytes | None] = mapped_column(LargeBinary)
     receipt_submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # The invoice's state checks, each usable on a row and in a query (`select(...).where(...)`).
+
+    @hybrid_property
+    def awaits_settlement(self) -> bool:
+        """PAID, and its register has not seen it yet (no PAID poll, receipt or commit)."""
+        return self.status == Invoice.PAID and self.settled_at is None
+
+    @awaits_settlement.inplace.expression
+    @classmethod
+    def _awaits_settlement(cls) -> ColumnElement[bool]:
+        return and_(cls.status == Invoice.PAID, cls.settled_at.is_(None))
+
+    @hybrid_method
+    def unpolled_since(self, cutoff: datetime) -> bool:
+        """Paid before `cutoff` and still not seen by its register: due for reversal."""
+        return bool(self.awaits_settlement and self.paid_at is not None and self.paid_at < cutoff)
+
+    @unpolled_since.inplace.expression
+    @classmethod
+    def _unpolled_since(cls, cutoff: datetime) -> ColumnElement[bool]:
+        return and_(cls.awaits_settlement, cls.paid_at < cutoff)
+
+    @hybrid_method
+    def auto_pay_due(self, now: datetime) -> bool:
+        """Open, and its auto-pay time has come."""
+        return self.status == Invoice.ISSUED and self.auto_pay_at is not None and (
+            self.auto_pay_at <= now)
+
+    @auto_pay_due.inplace.expression
+    @classmethod
+    def _auto_pay_due(cls, now: datetime) -> ColumnElement[bool]:
+        return and_(cls.status == Invoice.ISSUED, cls.auto_pay_at <= now)
 
 
 class Notification(Base):

@@ -5,9 +5,9 @@ step first looks in a read transaction, so an idle loop never queues for a write
 """
 
 import logging
-from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.sql import ColumnElement
 
 from gateway import payments
 from gateway.background import notifications
@@ -26,25 +26,23 @@ class Housekeeper(BackgroundLoop):
         self.settings = settings
         self.rules = settings.payment_rules
 
-    def _any(self, *conditions) -> bool:  # type: ignore[no-untyped-def]
+    def _any(self, condition: ColumnElement[bool] | None) -> bool:
+        if condition is None:
+            return False
         with self.db.read() as session:
-            return session.scalar(select(Invoice.reference).where(*conditions).limit(1)) is not None
+            return session.scalar(select(Invoice.reference).where(condition).limit(1)) is not None
 
     def run_once(self) -> bool:
         """One round; True when it changed or delivered something."""
         now = utcnow()
         busy = False
-        seconds = self.rules.reversal_seconds
-        if seconds > 0 and self._any(
-            Invoice.status == Invoice.PAID, Invoice.settled_at.is_(None),
-            Invoice.paid_at < now - timedelta(seconds=seconds),
-        ):
+        if self._any(payments.reversal_due(self.rules, now)):
             with self.db.write() as session:
                 reversed_count = payments.reverse_unpolled(session, self.rules, utcnow())
             if reversed_count:
                 log.info("reversed %d payment(s) the register never polled", reversed_count)
                 busy = True
-        if self._any(Invoice.status == Invoice.ISSUED, Invoice.auto_pay_at <= now):
+        if self._any(Invoice.auto_pay_due(now)):
             with self.db.write() as session:
                 busy = payments.auto_pay_due(session, self.rules, utcnow()) > 0 or busy
         s = self.settings

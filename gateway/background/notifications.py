@@ -1,7 +1,7 @@
 """Calling an invoice's notificationUrl after its payment: an outbox with retries.
 
 A payment adds a `Notification` row in its own transaction; a background loop claims due
-rows (a conditional UPDATE, so one process delivers each attempt), calls the URL with an
+rows (`storage.leases.claim_next`, so one process delivers each attempt), calls the URL with an
 HTTP GET and a short timeout, and logs and stores every attempt. No SOAP answer waits for it.
 """
 
@@ -10,11 +10,15 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, update
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
 
 from storage.database import Database
+from storage.leases import claim_next
 from storage.models import Notification, NotificationAttempt, utcnow
 
 log = logging.getLogger(__name__)
@@ -40,25 +44,20 @@ class Outcome:
         return self.http_status is not None and 200 <= self.http_status < 300
 
 
+def _due(now: datetime) -> ColumnElement[bool]:
+    return (Notification.status == Notification.PENDING) & (Notification.next_attempt_at <= now)
+
+
+def _take(session: Session, row: Row[Any], now: datetime) -> dict[str, Any]:
+    return {"attempts": row.attempts + 1,
+            "next_attempt_at": now + timedelta(seconds=_CLAIM_SECONDS)}
+
+
 def claim_due(db: Database) -> Due | None:
-    now = utcnow()
-    due = (Notification.status == Notification.PENDING) & (Notification.next_attempt_at <= now)
-    with db.read() as session:
-        found = session.execute(
-            select(Notification.id, Notification.url, Notification.attempts)
-            .where(due).order_by(Notification.next_attempt_at).limit(1)
-        ).first()
-    if found is None:
-        return None
-    notification_id, url, attempts = found
-    with db.write() as session:
-        claimed = session.execute(
-            update(Notification)
-            .where(Notification.id == notification_id, due)
-            .values(attempts=attempts + 1,
-                    next_attempt_at=now + timedelta(seconds=_CLAIM_SECONDS))
-        )
-    return Due(notification_id, url, attempts + 1) if claimed.rowcount == 1 else None
+    found = claim_next(db, Notification, _due, _take,
+                       columns=(Notification.url, Notification.attempts),
+                       order_by=(Notification.next_attempt_at,))
+    return None if found is None else Due(found.id, found.url, found.attempts + 1)
 
 
 def call(url: str, timeout: float) -> Outcome:

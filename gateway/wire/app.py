@@ -12,7 +12,7 @@ from xml.sax.saxutils import escape
 import spyne.const as spyne_const
 from spyne import Application
 from spyne.server.wsgi import WsgiApplication
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
 from gateway.config import Settings
 from gateway.service import Gateway
@@ -22,7 +22,7 @@ from gateway.wire.simulator import PREFIX as SIMULATOR_PREFIX
 from gateway.wire.simulator import Simulator
 from gateway.wire.soap import ContractSoap11
 from storage.database import Database
-from storage.models import ReportJob
+from storage.jobs import waiting_jobs
 from wsdl import served_wsdl
 
 log = logging.getLogger(__name__)
@@ -132,14 +132,11 @@ class GatewayApp:
         try:
             with self.db.read() as session:
                 session.execute(text("SELECT 1"))
-                waiting, since = session.execute(
-                    select(func.count(), func.min(ReportJob.created_at)).where(
-                        ReportJob.status.in_((ReportJob.PENDING, ReportJob.RUNNING)))
-                ).one()
+                waiting, oldest_age = waiting_jobs(session)
             status = "200 OK"
             report: dict[str, Any] = {
                 "status": "ok", "database": "ok", "report_jobs_waiting": waiting,
-                "oldest_waiting_job_age_seconds": round(metrics.oldest_age(since), 3),
+                "oldest_waiting_job_age_seconds": round(oldest_age, 3),
             }
         except Exception as error:  # noqa: BLE001 (reported, not raised: /health is for this)
             status, report = "503 Service Unavailable", {"status": "error", "database": str(error)}

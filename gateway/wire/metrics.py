@@ -26,7 +26,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from storage.database import Database
-from storage.models import ReportJob, utcnow
+from storage.jobs import waiting_jobs
+from storage.models import ReportJob
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -88,23 +89,18 @@ class ReportQueueCollector(Collector):
         with self.db.read() as session:
             counts = dict(session.execute(
                 select(ReportJob.status, func.count()).group_by(ReportJob.status)).all())
-            waiting_since = session.scalar(select(func.min(ReportJob.created_at)).where(
-                ReportJob.status.in_((ReportJob.PENDING, ReportJob.RUNNING))))
+            _, oldest_age = waiting_jobs(session)
             done = session.execute(
                 select(ReportJob.report_id, func.count(), func.sum(ReportJob.render_seconds))
                 .where(ReportJob.status == ReportJob.DONE).group_by(ReportJob.report_id)
             ).all()
         for status in (ReportJob.PENDING, ReportJob.RUNNING, ReportJob.DONE, ReportJob.FAILED):
             jobs.add_metric([status], counts.get(status, 0))
-        oldest.add_metric([], oldest_age(waiting_since))
+        oldest.add_metric([], oldest_age)
         for report_id, count, total in done:
             renders.add_metric([report_id], count)
             seconds.add_metric([report_id], float(total or 0))
         yield from (jobs, oldest, renders, seconds)
-
-
-def oldest_age(waiting_since: Any) -> float:
-    return (utcnow() - waiting_since).total_seconds() if waiting_since is not None else 0.0
 
 
 class _ThisProcess(Collector):
