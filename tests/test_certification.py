@@ -17,14 +17,10 @@ import zeep
 from suds.client import Client as SudsClient
 
 from client import BINDING
-from tests.conftest import (
-    OFFICIAL_WSDL,
-    PERIOD_RE,
-    GatewayServer,
-    make_shop,
-    terminal_context,
-)
-from tests.flows import poll_report, report_document
+from tests.support.envelopes import PERIOD_RE
+from tests.support.flows import poll_report, report_document
+from tests.support.official import OFFICIAL_WSDL
+from tests.support.servers import GatewayServer, make_shop, terminal_context
 
 REVERSAL_SECONDS = 2
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from tests.client_support import (
+from tests.support.clients import (
     CLI,
     BusyProxy,
     Till,
@@ -24,7 +24,8 @@ from tests.client_support import (
     simulate,
     till_args,
 )
-from tests.conftest import PERIOD_RE, GatewayServer, Shop, make_shop
+from tests.support.envelopes import PERIOD_RE
+from tests.support.servers import GatewayServer, Shop, make_shop
 from wsdl import report_schema
 
 FAST = ["--first-poll-after", "0", "--poll-interval", "0.2", "--wait", "30"]

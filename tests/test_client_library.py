@@ -28,8 +28,9 @@ from client import (
     WaitTimeoutError,
     parse_report,
 )
-from tests.client_support import BusyProxy, Till, once_per_run, shop_client, simulate
-from tests.conftest import PERIOD_RE, GatewayServer, Shop, make_shop
+from tests.support.clients import BusyProxy, Till, once_per_run, shop_client, simulate
+from tests.support.envelopes import PERIOD_RE
+from tests.support.servers import GatewayServer, Shop, make_shop
 from wsdl import report_schema
 from wsdl.resultcodes import ResultCode
 

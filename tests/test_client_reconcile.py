@@ -20,7 +20,7 @@ from client import (
     read_journal,
     reconcile,
 )
-from tests.client_support import (
+from tests.support.clients import (
     Till,
     fake_reference,
     once_per_run,
@@ -30,7 +30,8 @@ from tests.client_support import (
     till_args,
     write_journal,
 )
-from tests.conftest import PERIOD_RE, GatewayServer, Shop, make_shop
+from tests.support.envelopes import PERIOD_RE
+from tests.support.servers import GatewayServer, Shop, make_shop
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "journal.csv"
 FAST = ["--first-poll-after", "0", "--poll-interval", "0.2", "--wait", "30"]

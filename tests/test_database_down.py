@@ -6,7 +6,8 @@ from pathlib import Path
 from gateway.config import Settings
 from gateway.wire.app import GatewayApp
 from storage.database import Database
-from tests.conftest import InProcess, context_xml, envelope, parse_response, text_of
+from tests.support.envelopes import context_xml, envelope, parse_response, text_of
+from tests.support.servers import InProcess
 
 
 def _unreachable(tmp_path: Path) -> InProcess:

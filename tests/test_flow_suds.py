@@ -3,9 +3,11 @@
 import pytest
 from suds.client import Client
 
-from tests.conftest import OFFICIAL_WSDL, PERIOD_RE, GatewayServer, Shop, terminal_context
-from tests.domain import Journal
-from tests.flows import poll_report, report_document
+from tests.support.domain import Journal
+from tests.support.envelopes import PERIOD_RE
+from tests.support.flows import poll_report, report_document
+from tests.support.official import OFFICIAL_WSDL
+from tests.support.servers import GatewayServer, Shop, terminal_context
 
 
 @pytest.fixture

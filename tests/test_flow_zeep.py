@@ -5,16 +5,11 @@ from decimal import Decimal
 import pytest
 import zeep
 
-from tests.conftest import (
-    OFFICIAL_WSDL,
-    PERIOD_RE,
-    GatewayServer,
-    Shop,
-    reseller_context,
-    terminal_context,
-)
-from tests.domain import Journal
-from tests.flows import poll_report, report_document
+from tests.support.domain import Journal
+from tests.support.envelopes import PERIOD_RE
+from tests.support.flows import poll_report, report_document
+from tests.support.official import OFFICIAL_WSDL
+from tests.support.servers import GatewayServer, Shop, reseller_context, terminal_context
 from wsdl import BINDING
 
 
@@ -141,7 +136,7 @@ def test_report_request_errors(server: GatewayServer, shop: Shop, soap) -> None:
 
 
 def test_another_shops_period_is_denied(server: GatewayServer, soap) -> None:
-    from tests.conftest import make_shop
+    from tests.support.servers import make_shop
 
     first, second = make_shop(server.db), make_shop(server.db)
     period = soap.markTransactionPeriod(first.context(), None).transactionPeriodId

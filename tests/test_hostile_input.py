@@ -26,20 +26,17 @@ from gateway.config import Settings
 from gateway.wire.app import create_app
 from storage.database import Database
 from storage.models import Base, ReportJob, TransactionPeriod
-from tests.conftest import (
+from tests.support.envelopes import (
     NS,
     SOAP_ENV,
     SOAP_PATH,
-    GatewayServer,
-    InProcess,
-    Shop,
     context_xml,
     envelope,
-    make_shop,
     parse_response,
-    sample,
     text_of,
 )
+from tests.support.official import sample
+from tests.support.servers import GatewayServer, InProcess, Shop, make_shop
 from wsdl.resultcodes import ResultCode
 
 LIMIT = 1024 * 1024  # the default --max-body-bytes

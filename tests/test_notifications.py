@@ -29,7 +29,7 @@ from gateway.payments import PaymentRules
 from gateway.service import Gateway
 from storage.database import Database
 from storage.models import Invoice, Notification, NotificationAttempt, Transaction, utcnow
-from tests.domain import fresh_db, new_shop, new_terminal
+from tests.support.domain import fresh_db, new_shop, new_terminal
 
 TIMEOUT = 0.5  # seconds a notification call may take in these tests
 RULES = PaymentRules()

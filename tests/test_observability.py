@@ -10,7 +10,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import GatewayServer, context_xml, envelope, make_shop, parse_response
+from tests.support.envelopes import context_xml, envelope, parse_response
+from tests.support.servers import GatewayServer, make_shop
 
 REPORT = "Reconciliation/STD_RECON_001.xml"
 

@@ -18,39 +18,29 @@ import zeep
 from lxml import etree
 from suds.client import Client as SudsClient
 
-from tests.conftest import (
+from tests.support.envelopes import (
     NS,
-    OFFICIAL_WSDL,
     PERIOD_RE,
     SOAP_ENV,
-    GatewayServer,
-    Shop,
-    context_xml,
     envelope,
+    invoice_xml,
+    shop_context,
+    text_of,
+    till_context,
 )
-from tests.test_contract_types import official_operations, official_schema, official_xml_schema
-from tests.test_wire_samples import (
-    TERMINAL_ID_RE,
-    check_response,
-    child_text,
-    register_terminal,
-    result,
+from tests.support.official import (
+    OFFICIAL_WSDL,
+    official_operations,
+    official_schema,
 )
+from tests.support.servers import GatewayServer, Shop
+from tests.support.wire import TERMINAL_ID_RE, call, register_terminal, result
 
 OPERATIONS = official_operations()
 BINDING = f"{{{NS}}}ERSWSExternalClientServiceServiceSoapBinding"
 # consumer-side operations, outside a merchant's interface
 UNSUPPORTED = {"confirmCustomerRegistration", "requestPurchase", "requestTopup", "requestTransfer"}
 SAMPLE_VALUES = {"xs:int": "0", "xs:long": "0", "xs:string": "x", "xs:decimal": "0"}
-TILL_PASSWORD = "till-pw"  # what tests.test_wire_samples.register_terminal chooses
-
-
-def shop_context(shop: Shop) -> str:
-    return context_xml(shop.reseller_id, password=shop.password)
-
-
-def till_context(terminal_id: str) -> str:
-    return context_xml(terminal_id, "TERMINALID", password=TILL_PASSWORD, user_id=None)
 
 
 def minimal_inner(operation: str, context: str) -> str:
@@ -67,15 +57,6 @@ def minimal_inner(operation: str, context: str) -> str:
     return "".join(parts)
 
 
-def call(server: GatewayServer, operation: str, inner: str) -> Any:
-    """Post `operation` after checking the envelope is schema-valid; the checked `<return>`."""
-    body = envelope(operation, inner)
-    request = etree.fromstring(body.encode()).find(f"{{{SOAP_ENV}}}Body")[0]
-    schema = official_xml_schema()
-    assert schema.validate(request), f"test envelope is not schema-valid: {schema.error_log}"
-    return check_response(server.post(body), operation)
-
-
 # --- the implemented operations: their real behaviour --------------------------------------
 
 
@@ -89,7 +70,7 @@ def _register_terminal(server: GatewayServer, shop: Shop) -> None:
         "<password>abcd</password><name>Till 1</name>"
     ret = call(server, "registerTerminal", inner)
     assert result(ret) == (0, "SUCCESS")
-    assert TERMINAL_ID_RE.match(child_text(ret, "terminalId") or "")
+    assert TERMINAL_ID_RE.match(text_of(ret, "terminalId") or "")
     short = shop_context(shop) + "<externalTerminalId>Till 2</externalTerminalId>" \
         "<password>abc</password><name>Till 2</name>"
     code, description = result(call(server, "registerTerminal", short))
@@ -117,9 +98,9 @@ def _assign_seqr_id(server: GatewayServer, shop: Shop) -> None:
 def _mark(server: GatewayServer, shop: Shop) -> str:
     ret = call(server, "markTransactionPeriod", shop_context(shop))
     assert result(ret) == (0, "SUCCESS")
-    period = child_text(ret, "transactionPeriodId") or ""
+    period = text_of(ret, "transactionPeriodId") or ""
     assert PERIOD_RE.match(period)
-    assert child_text(ret, "ersReference") == period
+    assert text_of(ret, "ersReference") == period
     return period
 
 
@@ -140,27 +121,12 @@ def _execute_report(server: GatewayServer, shop: Shop) -> None:
     assert code == 23 and description.startswith("INVALID_ERS_REFERENCE")
 
 
-def invoice_xml(amount: str = "10.00", currency: str = "SEK", mode: str = "IMMEDIATE_DEBIT",
-                extra: str = "") -> str:
-    return (
-        f"<invoice><paymentMode>{mode}</paymentMode>"
-        "<acknowledgmentMode>NO_ACKNOWLEDGMENT</acknowledgmentMode>"
-        "<title>Test</title><clientInvoiceId>c-1</clientInvoiceId>"
-        "<invoiceRows><invoiceRow><itemDescription>Coffee</itemDescription>"
-        "<itemQuantity>1</itemQuantity><itemTotalAmount>"
-        f"<currency>{currency}</currency><value>{amount}</value></itemTotalAmount>"
-        "</invoiceRow></invoiceRows>"
-        f"<totalAmount><currency>{currency}</currency><value>{amount}</value></totalAmount>"
-        f"<cashierId>anna</cashierId>{extra}</invoice>"
-    )
-
-
 def _send(server: GatewayServer, terminal_id: str, **invoice: str) -> str:
     ret = call(server, "sendInvoice", till_context(terminal_id) + invoice_xml(**invoice))
     assert result(ret) == (0, "SUCCESS")
-    reference = child_text(ret, "invoiceReference") or ""
+    reference = text_of(ret, "invoiceReference") or ""
     assert len(reference) == 13 and reference.isdigit()
-    assert child_text(ret, "invoiceQRCode") == "HTTP://SEQR.SE/R" + reference
+    assert text_of(ret, "invoiceQRCode") == "HTTP://SEQR.SE/R" + reference
     return reference
 
 
@@ -182,8 +148,8 @@ def _paid(server: GatewayServer, shop: Shop, amount: str = "10.00") -> tuple[str
     reference = _send(server, terminal_id, amount=amount)
     _buyer(server, reference, "pay")
     ret = _status(server, terminal_id, reference)
-    assert child_text(ret, "status") == "PAID"
-    return terminal_id, reference, child_text(ret, "ersReference") or ""
+    assert text_of(ret, "status") == "PAID"
+    return terminal_id, reference, text_of(ret, "ersReference") or ""
 
 
 def _send_invoice(server: GatewayServer, shop: Shop) -> None:
@@ -199,14 +165,14 @@ def _get_payment_status(server: GatewayServer, shop: Shop) -> None:
     terminal_id = register_terminal(server, shop)
     reference = _send(server, terminal_id)
     ret = _status(server, terminal_id, reference)
-    assert (child_text(ret, "status"), child_text(ret, "version")) == ("ISSUED", "1")
+    assert (text_of(ret, "status"), text_of(ret, "version")) == ("ISSUED", "1")
     assert ret.find("receipt") is None
     _buyer(server, reference, "pay")
     paid = _status(server, terminal_id, reference)
-    assert (child_text(paid, "status"), child_text(paid, "version")) == ("PAID", "2")
+    assert (text_of(paid, "status"), text_of(paid, "version")) == ("PAID", "2")
     receipt = paid.find("receipt")
-    assert child_text(receipt, "paymentReference") == child_text(paid, "ersReference")
-    assert child_text(receipt, "invoice/totalAmount/value") in ("10.00", "10.00000", "10")
+    assert text_of(receipt, "paymentReference") == text_of(paid, "ersReference")
+    assert text_of(receipt, "invoice/totalAmount/value") in ("10.00", "10.00000", "10")
     unknown = _status(server, terminal_id, "1" * 13)
     assert result(unknown)[0] == 54
 
@@ -217,7 +183,7 @@ def _update_invoice(server: GatewayServer, shop: Shop) -> None:
     inner = (till_context(terminal_id) + f"<invoiceReference>{reference}</invoiceReference>"
              + invoice_xml(amount="12.50"))
     assert result(call(server, "updateInvoice", inner)) == (0, "SUCCESS")
-    assert child_text(_status(server, terminal_id, reference), "version") == "2"
+    assert text_of(_status(server, terminal_id, reference), "version") == "2"
     _buyer(server, reference, "pay")
     assert result(call(server, "updateInvoice", inner))[0] == 48
 
@@ -228,7 +194,7 @@ def _cancel_invoice(server: GatewayServer, shop: Shop) -> None:
     inner = till_context(terminal_id) + f"<invoiceReference>{reference}</invoiceReference>"
     assert result(call(server, "cancelInvoice", inner)) == (0, "SUCCESS")
     assert result(call(server, "cancelInvoice", inner))[0] == 95
-    assert child_text(_status(server, terminal_id, reference), "status") == "CANCELED"
+    assert text_of(_status(server, terminal_id, reference), "status") == "CANCELED"
 
 
 def _commit_reservation(server: GatewayServer, shop: Shop) -> None:
@@ -238,7 +204,7 @@ def _commit_reservation(server: GatewayServer, shop: Shop) -> None:
     assert result(call(server, "commitReservation", inner))[0] == 96  # not reserved yet
     _buyer(server, reference, "reserve")
     assert result(call(server, "commitReservation", inner)) == (0, "SUCCESS")
-    assert child_text(_status(server, terminal_id, reference), "status") == "PAID"
+    assert text_of(_status(server, terminal_id, reference), "status") == "PAID"
 
 
 def _submit_payment_receipt(server: GatewayServer, shop: Shop) -> None:
@@ -258,7 +224,7 @@ def _refund_payment(server: GatewayServer, shop: Shop) -> None:
     inner = till_context(terminal_id) + f"<ersReference>{payment}</ersReference>"
     ret = call(server, "refundPayment", inner + invoice_xml(amount="4.00"))
     assert result(ret) == (0, "SUCCESS")
-    refund = child_text(ret, "ersReference") or ""
+    refund = text_of(ret, "ersReference") or ""
     assert PERIOD_RE.match(refund) and refund != payment
     assert result(call(server, "refundPayment", inner + invoice_xml(amount="6.01")))[0] == 98
     assert result(call(server, "refundPayment", inner + invoice_xml(currency="EUR")))[0] == 49
@@ -270,12 +236,12 @@ def _request_principal_information(server: GatewayServer, shop: Shop) -> None:
     ret = call(server, "requestPrincipalInformation", shop_context(shop))
     assert result(ret) == (0, "SUCCESS")
     principal = ret.find("requestedPrincipal")
-    assert child_text(principal, "principalId/id") == shop.reseller_id
-    assert child_text(principal, "principalId/type") == "RESELLERUSER"
+    assert text_of(principal, "principalId/id") == shop.reseller_id
+    assert text_of(principal, "principalId/type") == "RESELLERUSER"
     terminal_id = register_terminal(server, shop)
     till = call(server, "requestPrincipalInformation", till_context(terminal_id))
-    assert child_text(till.find("requestedPrincipal"), "principalId/id") == terminal_id
-    assert child_text(till.find("requestedPrincipal"), "status") == "ACTIVE"
+    assert text_of(till.find("requestedPrincipal"), "principalId/id") == terminal_id
+    assert text_of(till.find("requestedPrincipal"), "status") == "ACTIVE"
 
 
 def _change_principal_password(server: GatewayServer, shop: Shop) -> None:

@@ -24,10 +24,18 @@ import pytest
 import requests
 from lxml import etree
 
-from tests.conftest import PERIOD_RE, SOAP_PATH, GatewayServer, Shop, context_xml, envelope
-from tests.conftest import make_shop as new_shop
-from tests.test_operations import invoice_xml, till_context
-from tests.test_wire_samples import check_response, child_text, register_terminal, result
+from tests.support.envelopes import (
+    PERIOD_RE,
+    SOAP_PATH,
+    context_xml,
+    envelope,
+    invoice_xml,
+    text_of,
+    till_context,
+)
+from tests.support.servers import GatewayServer, Shop
+from tests.support.servers import make_shop as new_shop
+from tests.support.wire import check_response, register_terminal, result
 
 TIMEOUT = 30
 SOAP_HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}
@@ -80,8 +88,8 @@ def poll(http: requests.Session, gateway: GatewayServer, terminal_id: str,
                + f"<invoiceReference>{reference}</invoiceReference>"
                "<invoiceVersion>0</invoiceVersion>")
     assert result(ret) == (0, "SUCCESS")
-    seen = Poll(child_text(ret, "status") or "", int(child_text(ret, "version") or "-1"),
-                child_text(ret, "ersReference"))
+    seen = Poll(text_of(ret, "status") or "", int(text_of(ret, "version") or "-1"),
+                text_of(ret, "ersReference"))
     OBSERVED.record(gateway, reference, seen.status, seen.version)
     return seen
 
@@ -90,7 +98,7 @@ def send(http: requests.Session, gateway: GatewayServer, terminal_id: str,
          amount: str = "10.00") -> str:
     ret = soap(http, gateway, "sendInvoice", till_context(terminal_id) + invoice_xml(amount))
     assert result(ret) == (0, "SUCCESS")
-    return child_text(ret, "invoiceReference") or ""
+    return text_of(ret, "invoiceReference") or ""
 
 
 def pay(http: requests.Session, gateway: GatewayServer, reference: str) -> requests.Response:
@@ -132,7 +140,7 @@ def report_rows(gateway: GatewayServer, shop: Shop, report_id: str,
         marks = f"<parameters><parameter>{till}</parameter></parameters>" if till else ""
         mark = soap(http, gateway, "markTransactionPeriod", ctx + marks)
         assert result(mark) == (0, "SUCCESS")
-        period = child_text(mark, "transactionPeriodId") or ""
+        period = text_of(mark, "transactionPeriodId") or ""
         assert PERIOD_RE.match(period)
         inner = (ctx + f"<reportId>{report_id}</reportId><language>en</language>"
                  "<parameters><parameter><entry><key>transactionPeriodId</key>"
@@ -143,7 +151,7 @@ def report_rows(gateway: GatewayServer, shop: Shop, report_id: str,
             time.sleep(0.1)
             ret = soap(http, gateway, "executeReport", inner)
     assert result(ret) == (0, "SUCCESS"), result(ret)
-    root = etree.fromstring((child_text(ret, "report/contentString") or "").encode())
+    root = etree.fromstring((text_of(ret, "report/contentString") or "").encode())
     return [{field.tag: field.text or "" for field in row} for row in root.findall("Row")]
 
 
@@ -239,7 +247,7 @@ def test_refunds_racing_on_one_payment(racer: GatewayServer) -> None:
 
     def refunder(http: requests.Session) -> tuple[int, str | None]:
         ret = soap(http, racer, "refundPayment", refund)
-        return result(ret)[0], child_text(ret, "ersReference")
+        return result(ret)[0], text_of(ret, "ersReference")
 
     outcomes = race(*[refunder] * 8)
     codes = sorted(code for code, _ in outcomes)

@@ -11,8 +11,9 @@ import requests
 import zeep
 
 from client import BINDING
-from tests.conftest import OFFICIAL_WSDL, GatewayServer, Shop, terminal_context
-from tests.flows import poll_report, report_document
+from tests.support.flows import poll_report, report_document
+from tests.support.official import OFFICIAL_WSDL
+from tests.support.servers import GatewayServer, Shop, terminal_context
 
 ZERO = Decimal(0)
 

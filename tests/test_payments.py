@@ -26,7 +26,7 @@ from gateway.payments import BuyerActionError, PaymentRules
 from gateway.periods import mark_transaction_period
 from storage.database import Database
 from storage.models import Invoice, Notification, Transaction, TransactionPeriod
-from tests.domain import fresh_db, new_shop, new_terminal
+from tests.support.domain import fresh_db, new_shop, new_terminal
 from wsdl.resultcodes import ResultCode
 
 T0 = datetime(2024, 5, 2, 10, 0, 0, tzinfo=UTC)

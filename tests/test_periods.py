@@ -12,8 +12,8 @@ from gateway.errors import SeqrError
 from gateway.parameters import Parameters
 from gateway.periods import mark_transaction_period
 from storage.models import Transaction, TransactionPeriod
-from tests.conftest import PERIOD_RE
-from tests.domain import Journal, fresh_db, new_shop, new_terminal
+from tests.support.domain import Journal, fresh_db, new_shop, new_terminal
+from tests.support.envelopes import PERIOD_RE
 from wsdl.resultcodes import ResultCode
 
 

@@ -12,16 +12,11 @@ import zeep
 
 from client import BINDING
 from storage.database import Database
-from tests.conftest import (
-    OFFICIAL_WSDL,
-    SOAP_PATH,
-    GatewayServer,
-    free_port,
-    make_shop,
-    reseller_context,
-)
-from tests.databases import new_database_url
-from tests.flows import poll_report
+from tests.support.databases import new_database_url
+from tests.support.envelopes import SOAP_PATH
+from tests.support.flows import poll_report
+from tests.support.official import OFFICIAL_WSDL
+from tests.support.servers import GatewayServer, free_port, make_shop, reseller_context
 
 
 def deployable_database_url(tmp_path: Path, name: str) -> str:

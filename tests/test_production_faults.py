@@ -33,46 +33,46 @@ from sqlalchemy.engine import make_url
 
 from storage.database import Database
 from storage.models import ReportDocument, ReportDocumentChunk, ReportJob, TransactionPeriod
-from tests.conftest import Shop, make_shop
-from tests.databases import POSTGRESQL, Backends, new_database_url
-from tests.production import (
+from tests.support.audits import (
+    details,
+    fetch_report,
+    half_written,
+    jobs_in_flight,
+    reconcile,
+    resolve_unsure_refunds,
+    snapshot,
+    summary,
+)
+from tests.support.databases import POSTGRESQL, Backends, new_database_url
+from tests.support.envelopes import shop_context, till_context
+from tests.support.processes import ProductionGateway, start_report_worker, stop_process, worker_pid
+from tests.support.proxy import TcpProxy
+from tests.support.seeding import seed_period
+from tests.support.servers import Shop, make_shop
+from tests.support.soap_session import (
     DATABASE_AWAY,
     REPORT_NOT_READY,
     SHOP,
     SUCCESS,
     TIMEOUT,
+    Soap,
+    invoice_xml,
+    mark_xml,
+    refund_xml,
+    register_terminal,
+    report_xml,
+)
+from tests.support.traffic import (
     Closer,
     Crew,
     Done,
     Mark,
     Marks,
-    ProductionGateway,
     Record,
     Register,
     Reporter,
-    Soap,
-    TcpProxy,
     Totals,
-    details,
-    fetch_report,
-    half_written,
-    invoice_xml,
-    jobs_in_flight,
-    mark_xml,
     pause_until,
-    reconcile,
-    refund_xml,
-    register_terminal,
-    report_xml,
-    resolve_unsure_refunds,
-    seed_period,
-    shop_ctx,
-    snapshot,
-    start_report_worker,
-    stop_process,
-    summary,
-    till_ctx,
-    worker_pid,
 )
 
 SEEDED = 100_000  # STD_RECON_003 of this many rows takes a second or more to render
@@ -109,7 +109,7 @@ def test_report_worker_killed_mid_render(tmp_path: Path) -> None:
         soap = Soap(gateway.base)
         tills = [register_terminal(soap, shop, f"Till {i + 1}") for i in range(3)]
         seeded = seed_period(db, shop.reseller_id, tills, SEEDED)
-        period = soap.ok("markTransactionPeriod", shop_ctx(shop)).text("transactionPeriodId")
+        period = soap.ok("markTransactionPeriod", shop_context(shop)).text("transactionPeriodId")
         assert period is not None
         inner = report_xml(shop, "STD_RECON_003", period, None)
         assert soap.call("executeReport", inner).code == REPORT_NOT_READY  # queued
@@ -169,7 +169,7 @@ def test_a_render_longer_than_the_lease_stays_with_its_live_worker(tmp_path: Pat
         soap = Soap(gateway.base)
         tills = [register_terminal(soap, shop, f"Till {i + 1}") for i in range(2)]
         seeded = seed_period(gateway.db, shop.reseller_id, tills, SLOW)
-        period = soap.ok("markTransactionPeriod", shop_ctx(shop)).text("transactionPeriodId")
+        period = soap.ok("markTransactionPeriod", shop_context(shop)).text("transactionPeriodId")
         assert period is not None
         workers = [start_report_worker(gateway.db_url, tmp_path / f"worker-{i}.log", LEASE)
                    for i in range(2)]
@@ -301,19 +301,19 @@ def test_gateway_killed_mid_traffic_and_restarted(tmp_path: Path) -> None:
 def _probes(shop: Shop, till: str, invoice: str, payment: str, period: str
             ) -> dict[str, tuple[str, str]]:
     """One request of each kind that needs the database: operation and its children."""
-    till_inner = till_ctx(till) + f"<invoiceReference>{invoice}</invoiceReference>"
+    till_inner = till_context(till) + f"<invoiceReference>{invoice}</invoiceReference>"
     return {
-        "registerTerminal": ("registerTerminal", shop_ctx(shop)
+        "registerTerminal": ("registerTerminal", shop_context(shop)
                              + "<externalTerminalId>Spare</externalTerminalId>"
                              "<password>till-pw</password><name>Spare</name>"),
-        "sendInvoice": ("sendInvoice", till_ctx(till) + invoice_xml(Decimal("12.00"), "probe")),
+        "sendInvoice": ("sendInvoice", till_context(till) + invoice_xml(Decimal("12.00"), "probe")),
         "getPaymentStatus": ("getPaymentStatus",
                              till_inner + "<invoiceVersion>0</invoiceVersion>"),
-        "refundPayment": ("refundPayment", till_ctx(till) + f"<ersReference>{payment}"
+        "refundPayment": ("refundPayment", till_context(till) + f"<ersReference>{payment}"
                           "</ersReference>" + refund_xml(PROBE_REFUND, "probe")),
         "markTransactionPeriod": ("markTransactionPeriod", mark_xml(shop, till)),
         "executeReport": ("executeReport", report_xml(shop, "STD_RECON_001", period, None)),
-        "requestPrincipalInformation": ("requestPrincipalInformation", shop_ctx(shop)),
+        "requestPrincipalInformation": ("requestPrincipalInformation", shop_context(shop)),
     }
 
 
@@ -341,16 +341,16 @@ def test_database_connection_dropped_and_restored(tmp_path: Path,
         spare = register_terminal(soap, shop, "Till 4")  # the probes' till
         traffic = Traffic(gateway.base, shop, tills)
         record, marks = traffic.record, traffic.marks
-        invoice = soap.ok("sendInvoice", till_ctx(spare) + invoice_xml(Decimal("50.00"), None)
+        invoice = soap.ok("sendInvoice", till_context(spare) + invoice_xml(Decimal("50.00"), None)
                           ).text("invoiceReference")
         assert invoice and soap.buyer(invoice).status_code == 200
-        payment = soap.ok("getPaymentStatus", till_ctx(spare) + f"<invoiceReference>{invoice}"
+        payment = soap.ok("getPaymentStatus", till_context(spare) + f"<invoiceReference>{invoice}"
                           "</invoiceReference><invoiceVersion>0</invoiceVersion>"
                           ).text("ersReference")
         assert payment
         record.add(Done(payment, "SALE", spare, None, Decimal("50.00"), 0, 0),
                    refundable=False)  # the probes refund it, the registers must not
-        period = soap.ok("markTransactionPeriod", shop_ctx(shop)).text("transactionPeriodId")
+        period = soap.ok("markTransactionPeriod", shop_context(shop)).text("transactionPeriodId")
         assert period
         marks.add(Mark(SHOP, period, 0, 0))
         fetch_report(soap, shop, "STD_RECON_001", period)  # ready before the outage
@@ -439,12 +439,12 @@ def test_a_database_that_stops_answering_is_a_bounded_94(tmp_path: Path,
         gateway.start()
         shop = make_shop(gateway.db)
         soap = Soap(gateway.base, timeout=SILENCE_BOUND)
-        soap.ok("markTransactionPeriod", shop_ctx(shop))
+        soap.ok("markTransactionPeriod", shop_context(shop))
         proxy.silence()
-        answer = soap.call("markTransactionPeriod", shop_ctx(shop))
+        answer = soap.call("markTransactionPeriod", shop_context(shop))
         assert answer.code in DATABASE_AWAY, (answer.code, answer.description)
         proxy.restore()
-        soap.ok("markTransactionPeriod", shop_ctx(shop))
+        soap.ok("markTransactionPeriod", shop_context(shop))
     finally:
         if gateway.processes():  # a worker may still wait on the silent database
             gateway.kill9()

@@ -24,25 +24,12 @@ import pytest
 from sqlalchemy import select
 
 from storage.models import ReportJob
-from tests.conftest import make_shop
-from tests.databases import POSTGRESQL
-from tests.production import (
-    SHOP,
-    Closer,
-    Crew,
-    Marks,
-    ProductionGateway,
-    Record,
-    Register,
-    Soap,
-    check_happened_before,
-    half_written,
-    reconcile,
-    register_terminal,
-    start_report_worker,
-    stop_process,
-    worker_pid,
-)
+from tests.support.audits import check_happened_before, half_written, reconcile
+from tests.support.databases import POSTGRESQL
+from tests.support.processes import ProductionGateway, start_report_worker, stop_process, worker_pid
+from tests.support.servers import make_shop
+from tests.support.soap_session import SHOP, Soap, register_terminal
+from tests.support.traffic import Closer, Crew, Marks, Record, Register
 
 REGISTERS = 8
 SALES_EACH = 15

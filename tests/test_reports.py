@@ -15,7 +15,7 @@ from gateway.periods import mark_transaction_period
 from gateway.reports.catalog import lookup
 from gateway.reports.render import ReportScope, render
 from storage.models import TransactionPeriod, utcnow
-from tests.domain import Journal, fresh_db, new_shop, new_terminal
+from tests.support.domain import Journal, fresh_db, new_shop, new_terminal
 from wsdl import report_schema
 from wsdl.catalog import REPORTS
 from wsdl.resultcodes import ResultCode

@@ -27,17 +27,9 @@ from lxml import etree
 from gateway.config import Settings
 from gateway.wire.app import GatewayApp
 from storage.database import Database
-from tests.conftest import (
-    PERIOD_RE,
-    GatewayServer,
-    InProcess,
-    Shop,
-    context_xml,
-    free_port,
-    make_shop,
-)
-from tests.test_operations import call, invoice_xml, till_context
-from tests.test_wire_samples import child_text, register_terminal, result
+from tests.support.envelopes import PERIOD_RE, context_xml, invoice_xml, text_of, till_context
+from tests.support.servers import GatewayServer, InProcess, Shop, free_port, make_shop
+from tests.support.wire import call, register_terminal, result
 
 IMMEDIATE = "IMMEDIATE_DEBIT"
 DESIRED = "RESERVATION_DESIRED"
@@ -76,7 +68,7 @@ class Till:
         invoice = invoice_xml(amount=amount, mode=mode).replace(NO_ACK, ack)
         ret = call(self.server, "sendInvoice", till_context(self.terminal_id) + invoice)
         assert result(ret) == (0, "SUCCESS")
-        reference = child_text(ret, "invoiceReference") or ""
+        reference = text_of(ret, "invoiceReference") or ""
         assert len(reference) == 13 and reference.isdigit()
         return reference
 
@@ -84,8 +76,8 @@ class Till:
         ret = call(self.server, "getPaymentStatus",
                    self._ref(reference) + f"<invoiceVersion>{version}</invoiceVersion>")
         assert result(ret) == (0, "SUCCESS")
-        return Seen(child_text(ret, "status") or "", int(child_text(ret, "version") or "-1"),
-                    child_text(ret, "ersReference"), child_text(ret, "receipt/paymentReference"))
+        return Seen(text_of(ret, "status") or "", int(text_of(ret, "version") or "-1"),
+                    text_of(ret, "ersReference"), text_of(ret, "receipt/paymentReference"))
 
     def operation(self, operation: str, reference: str, extra: str = "") -> int:
         return result(call(self.server, operation, self._ref(reference) + extra))[0]
@@ -111,7 +103,7 @@ class Till:
         mark = call(self.server, "markTransactionPeriod",
                     shop_ctx + f"<parameters><parameter>{till_param}</parameter></parameters>")
         assert result(mark) == (0, "SUCCESS")
-        period = child_text(mark, "transactionPeriodId") or ""
+        period = text_of(mark, "transactionPeriodId") or ""
         assert PERIOD_RE.match(period)
         inner = (shop_ctx + "<reportId>Reconciliation/STD_RECON_007.xml</reportId>"
                  "<language>en</language><parameters><parameter><entry>"
@@ -125,7 +117,7 @@ class Till:
                 break
             time.sleep(0.1)
         assert code == 0, result(ret)
-        root = etree.fromstring((child_text(ret, "report/contentString") or "").encode())
+        root = etree.fromstring((text_of(ret, "report/contentString") or "").encode())
         return [{field.tag: field.text or "" for field in row} for row in root.findall("Row")]
 
 

@@ -1,4 +1,6 @@
-from tests.conftest import GatewayServer, Shop, parse_response, sample, text_of
+from tests.support.envelopes import parse_response, text_of
+from tests.support.official import sample
+from tests.support.servers import GatewayServer, Shop
 
 
 def test_the_server_runs_on_the_backend_under_test(server: GatewayServer, shop: Shop,

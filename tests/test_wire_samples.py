@@ -21,87 +21,22 @@ from lxml import etree
 from gateway import ledger
 from storage.database import Database
 from storage.models import Terminal, Transaction
-from tests.conftest import (
-    NS,
-    PERIOD_RE,
+from tests.support.envelopes import NS, PERIOD_RE, SOAP_ENV, text_of
+from tests.support.official import (
     SAMPLES,
-    SOAP_ENV,
-    GatewayServer,
-    Shop,
-    context_xml,
-    envelope,
 )
-from tests.test_contract_types import all_fields, official_schema, official_xml_schema, type_name
+from tests.support.servers import GatewayServer, Shop
+from tests.support.wire import check_response, register_terminal, result
 from wsdl import report_schema
 
 SAMPLE_NAMES = sorted(p.name for p in SAMPLES.glob("*.xml"))
 REPORT_SAMPLE = re.compile(r"^executeReport-(STD_RECON_00\d)\.xml$")
 TERMINAL_REPORTS = {"STD_RECON_006", "STD_RECON_007"}
-TERMINAL_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 PLACEHOLDERS = ("RESELLER_ID", "RESELLER_PASSWORD", "TERMINAL_ID", "TRANSACTION_PERIOD_ID")
 SALES = (("93.31", "cashier-1"), ("6.69", None))  # recorded before the periods are marked
 
 
 # --- checks on raw responses, shared with test_operations.py ------------------------------
-
-
-def assert_return_order(operation: str, ret: Any) -> None:
-    """`<return>`'s children follow the official type: ersReference?, resultCode,
-    resultDescription?, then the extension's fields, each where the schema puts it."""
-    names = [child.tag for child in ret]
-    assert re.fullmatch(r"(ersReference,)?resultCode(,resultDescription)?(,.*)?",
-                        ",".join(names)), names
-    schema = official_schema()
-    (wrapper,) = schema["complexTypes"][type_name(schema["elements"][f"{operation}Response"])][
-        "fields"]
-    assert wrapper[0] == "return"
-    fields = all_fields(schema, type_name(wrapper[1]))
-    assert [f[0] for f in fields[:3]] == ["ersReference", "resultCode", "resultDescription"]
-    position, matched = 0, set()
-    for name in names:
-        while position < len(fields) and fields[position][0] != name:
-            assert fields[position][2] == 0, f"required {fields[position][0]} missing: {names}"
-            position += 1
-        assert position < len(fields), f"{name} out of order or unknown: {names}"
-        matched.add(name)
-        if fields[position][3] != "unbounded":  # a repeatable field may come again
-            position += 1
-    missing = [f[0] for f in fields[position:] if f[2] > 0 and f[0] not in matched]
-    assert not missing, f"required {missing} missing: {names}"
-
-
-def check_response(response: Any, operation: str) -> Any:
-    """The raw HTTP answer of `operation`, checked on the wire; its `<return>` element."""
-    assert response.status_code == 200, response.content
-    assert response.headers["Content-Type"].startswith("text/xml"), response.headers
-    root = etree.fromstring(response.content)
-    assert root.tag == f"{{{SOAP_ENV}}}Envelope"
-    bodies = root.findall(f"{{{SOAP_ENV}}}Body")
-    assert len(bodies) == 1
-    payloads = [child for child in bodies[0] if isinstance(child.tag, str)]
-    assert len(payloads) == 1, [c.tag for c in payloads]
-    payload = payloads[0]
-    assert payload.tag == f"{{{NS}}}{operation}Response"
-    children = [child for child in payload if isinstance(child.tag, str)]
-    assert [child.tag for child in children] == ["return"]  # no namespace
-    ret = children[0]
-    for node in ret.iter():
-        if isinstance(node.tag, str):
-            assert etree.QName(node).namespace is None, f"qualified {node.tag}"
-            assert dict(node.attrib) == {}, f"{node.tag} carries {dict(node.attrib)}"
-    schema = official_xml_schema()
-    assert schema.validate(payload), schema.error_log
-    assert_return_order(operation, ret)
-    return ret
-
-
-def child_text(element: Any, name: str) -> str | None:
-    found = element.find(name)
-    return None if found is None else found.text
-
-
-def result(ret: Any) -> tuple[int, str]:
-    return int(child_text(ret, "resultCode") or "-1"), child_text(ret, "resultDescription") or ""
 
 
 # --- flows ---------------------------------------------------------------------------------
@@ -132,24 +67,13 @@ def credentials(shop: Shop) -> dict[str, str]:
     return {"RESELLER_ID": shop.reseller_id, "RESELLER_PASSWORD": shop.password}
 
 
-def register_terminal(server: GatewayServer, shop: Shop) -> str:
-    inner = (context_xml(shop.reseller_id, password=shop.password)
-             + "<externalTerminalId>Store 111/Till 4</externalTerminalId>"
-             "<password>till-pw</password><name>Till 4</name>")
-    ret = check_response(server.post(envelope("registerTerminal", inner)), "registerTerminal")
-    assert result(ret) == (0, "SUCCESS")
-    terminal_id = child_text(ret, "terminalId")
-    assert terminal_id is not None and TERMINAL_ID_RE.match(terminal_id)
-    return terminal_id
-
-
 def mark(server: GatewayServer, name: str, **values: str) -> str:
     """Post a markTransactionPeriod sample; the new period's id."""
     ret = check_response(post_sample(server, name, **values), "markTransactionPeriod")
     assert result(ret) == (0, "SUCCESS")
-    period = child_text(ret, "transactionPeriodId")
+    period = text_of(ret, "transactionPeriodId")
     assert period is not None and PERIOD_RE.match(period), period
-    assert child_text(ret, "ersReference") == period
+    assert text_of(ret, "ersReference") == period
     return period
 
 
@@ -188,23 +112,23 @@ def check_report(ret: Any, report_id: str, period: str, shop: Shop,
     report = ret.find("report")
     assert report is not None
     assert [c.tag for c in report] == ["title", "mimeType", "content", "contentString"]
-    assert child_text(report, "title") == f"{report_id}_{period}.xml"
-    assert child_text(report, "mimeType") == "text/html"
-    encoded = "".join((child_text(report, "content") or "").split())
+    assert text_of(report, "title") == f"{report_id}_{period}.xml"
+    assert text_of(report, "mimeType") == "text/html"
+    encoded = "".join((text_of(report, "content") or "").split())
     try:
         content = base64.b64decode(encoded, validate=True)
     except binascii.Error as error:
         pytest.fail(f"content is not base64: {error}")
-    assert content == (child_text(report, "contentString") or "").encode("utf-8")
+    assert content == (text_of(report, "contentString") or "").encode("utf-8")
     assert content.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
     document = etree.fromstring(content)  # well-formed, or this raises
     xsd = report_schema(report_id)
     assert xsd.validate(document), xsd.error_log
 
     meta = document.find("Meta")
-    assert child_text(meta, "ResellerId") == shop.reseller_id
-    assert child_text(meta, "TransactionPeriodId") == period
-    assert child_text(meta, "TerminalId") == terminal_id
+    assert text_of(meta, "ResellerId") == shop.reseller_id
+    assert text_of(meta, "TransactionPeriodId") == period
+    assert text_of(meta, "TerminalId") == terminal_id
     rows = document.findall("Row")
     totals = [r.findtext("SalesAmount") or r.findtext("SalesTotal") for r in rows]
     assert sum(Decimal(t) for t in totals) == sum(Decimal(a) for a, _ in SALES)

@@ -15,7 +15,7 @@ from gateway.parameters import Parameters
 from gateway.service import Gateway
 from storage import jobs
 from storage.models import ReportDocument, ReportJob
-from tests.domain import Journal, fresh_db, new_shop, new_terminal
+from tests.support.domain import Journal, fresh_db, new_shop, new_terminal
 from wsdl.resultcodes import ResultCode
 
 OWNER = Credentials("RESELLERUSER", "shop-1", "9900", "secret-pw")

@@ -24,8 +24,9 @@ import requests
 from lxml import etree
 
 from client import Invoice, SeqrClient
-from tests.conftest import NS, SOAP_ENV, SOAP_PATH, GatewayServer, Shop
-from tests.databases import SQLITE
+from tests.support.databases import SQLITE
+from tests.support.envelopes import NS, SOAP_ENV, SOAP_PATH
+from tests.support.servers import GatewayServer, Shop
 from wsdl.resultcodes import ResultCode
 
 CLI = [sys.executable, "-m", "client.cli"]

@@ -8,7 +8,7 @@ from gateway import ledger, shops, terminals
 from gateway.auth import Principal
 from storage.database import Database
 from storage.models import Terminal, Transaction
-from tests.databases import new_database_url
+from tests.support.databases import new_database_url
 
 
 def fresh_db(tmp_path: Path, name: str = "domain") -> Database:
