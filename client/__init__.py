@@ -7,9 +7,9 @@ Only the endpoint address differs between our gateway and a real SEQR service.
     period = shop.close_period()
     report = shop.fetch_report("STD_RECON_003", period.period_id)
     result = reconcile(read_journal("journal.csv"), report)
-"""
 
-from typing import Any
+The raw zeep service proxy, for calls `SeqrClient` does not wrap: `zeep_service(endpoint)`.
+"""
 
 from client.errors import (
     AccessDeniedError,
@@ -45,11 +45,6 @@ from client.service import BINDING, SeqrClient, zeep_service
 from wsdl.resultcodes import ResultCode
 
 
-def service(endpoint: str, *, wsdl: str | None = None, timeout: float = 30.0) -> Any:
-    """A raw zeep service proxy for `endpoint`, from the official WSDL (or the `wsdl` given)."""
-    return zeep_service(endpoint, wsdl=wsdl, timeout=timeout)
-
-
 __all__ = [
     "BINDING", "AccessDeniedError", "AuthenticationError", "ClosedPeriod", "DetailRow",
     "EndpointUnreachableError", "Invoice", "InvoiceRow", "JournalEntry", "JournalError",
@@ -58,5 +53,5 @@ __all__ = [
     "RequestTimeoutError", "ResultCode", "SentInvoice", "SeqrClient", "SeqrClientError",
     "SeqrError", "ServiceBusyError", "SummaryRow", "Totals", "TransportError",
     "WaitTimeoutError", "parse_journal", "parse_report", "read_journal", "reconcile",
-    "service",
+    "zeep_service",
 ]
