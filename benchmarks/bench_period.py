@@ -79,11 +79,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as `python benchmarks/bench_period.py` without installing
     sys.path.insert(0, str(ROOT))
 
+from tests.support.envelopes import context_xml, envelope, params_xml  # noqa: E402
+
 RENDER_COMMAND = "_render"  # the hidden sub-command run in child processes
 USER_ID = "9900"
 PASSWORD = "bench-password"
 TERMINAL_PASSWORD = "till-password"
-
 
 
 @dataclass(frozen=True)
@@ -268,19 +269,9 @@ def render_child(argv: list[str]) -> int:
 
 
 def _execute_report_envelope(reseller_id: str, period_id: str, report: str) -> bytes:
-    return (
-        '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
-        'xmlns:ext="http://external.interfaces.ers.seamless.com/"><soapenv:Header/>'
-        "<soapenv:Body><ext:executeReport><context><channel>WS</channel>"
-        "<clientComment>comment</clientComment><clientId>testClient</clientId>"
-        "<clientReference>12345</clientReference><clientRequestTimeout>0</clientRequestTimeout>"
-        f"<initiatorPrincipalId><id>{reseller_id}</id><type>RESELLERUSER</type>"
-        f"<userId>{USER_ID}</userId></initiatorPrincipalId><password>{PASSWORD}</password>"
-        f"</context><reportId>Reconciliation/{report}.xml</reportId><language>en</language>"
-        "<parameters><parameter><entry><key>transactionPeriodId</key>"
-        f"<value>{period_id}</value></entry></parameter></parameters></ext:executeReport>"
-        "</soapenv:Body></soapenv:Envelope>"
-    ).encode()
+    return envelope("executeReport", context_xml(reseller_id, password=PASSWORD, user_id=USER_ID)
+                    + f"<reportId>Reconciliation/{report}.xml</reportId><language>en</language>"
+                    + params_xml(transactionPeriodId=period_id)).encode()
 
 
 def run_child(database_url: str, mode: str, period: str, report: str, **extra: Any) -> dict:

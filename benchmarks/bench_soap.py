@@ -70,10 +70,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as `python benchmarks/bench_soap.py` without installing
     sys.path.insert(0, str(ROOT))
 
+from tests.support.envelopes import (  # noqa: E402 (after the sys.path line)
+    SOAP_PATH,
+    context_xml,
+    invoice_xml,
+    params_xml,
+)
+from tests.support.envelopes import envelope as soap_envelope  # noqa: E402
+
 HOST = "127.0.0.1"
-SOAP_PATH = "/extclientproxy/service/v2"
-SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
-from wsdl import TARGET_NAMESPACE as NS  # noqa: E402 (after the sys.path line)
 
 HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}
 
@@ -94,40 +99,16 @@ STATUS_RE = re.compile(rb"<status>([A-Z_]+)</status>")
 
 
 def envelope(operation: str, inner: str = "") -> bytes:
-    return (
-        f'<soapenv:Envelope xmlns:soapenv="{SOAP_ENV}" xmlns:ext="{NS}">\n'
-        "  <soapenv:Header/>\n"
-        "  <soapenv:Body>\n"
-        f"    <ext:{operation}>{inner}</ext:{operation}>\n"
-        "  </soapenv:Body>\n"
-        "</soapenv:Envelope>\n"
-    ).encode()
-
-
-def context_xml(principal_id: str, user_id: str | None, password: str,
-                principal_type: str = "RESELLERUSER") -> str:
-    user = f"<userId>{user_id}</userId>" if user_id is not None else ""
-    return (
-        "<context>"
-        "<channel>WS</channel>"
-        "<clientComment>comment</clientComment>"
-        "<clientId>testClient</clientId>"
-        "<clientReference>12345</clientReference>"
-        "<clientRequestTimeout>0</clientRequestTimeout>"
-        "<initiatorPrincipalId>"
-        f"<id>{principal_id}</id><type>{principal_type}</type>{user}"
-        "</initiatorPrincipalId>"
-        f"<password>{password}</password>"
-        "</context>"
-    )
+    return soap_envelope(operation, inner).encode()
 
 
 def shop_context() -> str:
-    return context_xml(RESELLER_ID, USER_ID, PASSWORD)
+    return context_xml(RESELLER_ID, password=PASSWORD, user_id=USER_ID)
 
 
 def till_context(terminal_id: str) -> str:
-    return context_xml(terminal_id, None, TERMINAL_PASSWORD, "TERMINALID")
+    return context_xml(terminal_id, "TERMINALID", password=TERMINAL_PASSWORD, user_id=None)
+
 
 
 def nop_envelope() -> bytes:
@@ -141,11 +122,8 @@ def mark_envelope() -> bytes:
 def report_envelope(period_id: str, report: str = "Reconciliation/STD_RECON_003.xml") -> bytes:
     return envelope(
         "executeReport",
-        shop_context()
-        + f"<reportId>{report}</reportId><language>en</language>"
-        "<parameters><parameter><entry>"
-        f"<key>transactionPeriodId</key><value>{period_id}</value>"
-        "</entry></parameter></parameters>",
+        shop_context() + f"<reportId>{report}</reportId><language>en</language>"
+        + params_xml(transactionPeriodId=period_id),
     )
 
 
@@ -160,16 +138,7 @@ def register_terminal_envelope() -> bytes:
 def send_invoice_envelope(terminal_id: str, amount: str = "25.00") -> bytes:
     return envelope(
         "sendInvoice",
-        till_context(terminal_id)
-        + "<invoice><paymentMode>IMMEDIATE_DEBIT</paymentMode>"
-        "<acknowledgmentMode>NO_ACKNOWLEDGMENT</acknowledgmentMode>"
-        "<title>Bench</title><clientInvoiceId>bench-1</clientInvoiceId>"
-        "<invoiceRows><invoiceRow><itemDescription>Coffee</itemDescription>"
-        "<itemQuantity>1</itemQuantity><itemTotalAmount>"
-        f"<currency>SEK</currency><value>{amount}</value></itemTotalAmount>"
-        "</invoiceRow></invoiceRows>"
-        f"<totalAmount><currency>SEK</currency><value>{amount}</value></totalAmount>"
-        "<cashierId>anna</cashierId></invoice>",
+        till_context(terminal_id) + invoice_xml(amount),
     )
 
 
