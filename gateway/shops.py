@@ -1,4 +1,4 @@
-"""Shops (resellers) and their users: created by the operator, not over SOAP."""
+"""Shops (SEQR: resellers) and their users: created by the operator, not over SOAP."""
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
