@@ -44,7 +44,6 @@ from client.results import (
 from client.service import BINDING, SeqrClient, zeep_service
 from wsdl.resultcodes import ResultCode
 
-
 __all__ = [
     "BINDING", "AccessDeniedError", "AuthenticationError", "ClosedPeriod", "DetailRow",
     "EndpointUnreachableError", "Invoice", "InvoiceRow", "JournalEntry", "JournalError",
