@@ -13,7 +13,7 @@ import secrets
 import threading
 import time
 
-#: the shortest password a terminal or a shop's user may have
+#: the shortest password SEQR accepts, for terminals and users alike, over SOAP or the CLI
 MIN_PASSWORD_LENGTH = 4
 
 _N, _R, _P = 2**14, 8, 1
@@ -24,6 +24,13 @@ _CACHE_MAX = 10_000
 _cache_key = secrets.token_bytes(32)
 _cache: dict[bytes, float] = {}
 _cache_lock = threading.Lock()
+
+
+def password_rule_broken(password: str | None) -> str | None:
+    """Why a new password is refused, or None when it is acceptable."""
+    if password is None or len(password) < MIN_PASSWORD_LENGTH:
+        return f"a password needs at least {MIN_PASSWORD_LENGTH} characters"
+    return None
 
 
 def hash_password(password: str) -> str:

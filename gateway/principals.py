@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from gateway.auth import RESELLERUSER, TERMINALID, Credentials, Principal
 from gateway.errors import SeqrError
-from gateway.passwords import MIN_PASSWORD_LENGTH, hash_password
+from gateway.passwords import hash_password, password_rule_broken
 from storage.models import Reseller, ResellerUser, Terminal
 from wsdl.resultcodes import ResultCode
 
@@ -71,16 +71,21 @@ def request_principal_information(session: Session, principal: Principal,
 
 def change_principal_password(session: Session, principal: Principal,
                               requested: Credentials | None, new_password: str | None) -> None:
-    """The caller's own password, or (for a shop's user) one of the shop's terminals'."""
-    if new_password is None or len(new_password) < MIN_PASSWORD_LENGTH:
-        raise SeqrError(ResultCode.INVALID_NEW_PASSWORD,
-                        f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    """The caller's own password, or (for a shop's user) one of the shop's terminals'; never
+    another user's, not even a user of the same shop (21)."""
+    broken = password_rule_broken(new_password)
+    if broken is not None or new_password is None:
+        raise SeqrError(ResultCode.INVALID_NEW_PASSWORD, broken)
     kind, principal_id, user_id = _target(principal, requested)
     if kind == TERMINALID:
         _terminal_of_shop(session, principal, principal_id).password_hash = hash_password(
             new_password)
     elif kind == RESELLERUSER:
-        _user_of_shop(session, principal, principal_id, user_id).password_hash = hash_password(
-            new_password)
+        user = _user_of_shop(session, principal, principal_id, user_id)
+        if user.user_id != principal.user_id:  # a sibling user of the same shop
+            raise SeqrError(ResultCode.ACCESS_DENIED,
+                            f"user {principal.user_id} may not change the password of user "
+                            f"{user.user_id}")
+        user.password_hash = hash_password(new_password)
     else:
         raise SeqrError(ResultCode.INVALID_INITIATOR_PRINCIPAL_ID, f"unknown principal type {kind}")

@@ -4,14 +4,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway import periods
-from gateway.passwords import hash_password, verify_password
+from gateway.passwords import hash_password, password_rule_broken, verify_password
 from storage.models import Reseller, ResellerUser
 
 
 def add_reseller(
     session: Session, reseller_id: str, user_id: str, password: str, name: str | None = None
 ) -> Reseller:
-    """Create the shop if it is new, and the user within it (or set the user's password)."""
+    """Create the shop if it is new, and the user within it (or set the user's password).
+
+    The password follows the rules SOAP applies to a new password (ValueError if not)."""
+    broken = password_rule_broken(password)
+    if broken is not None:
+        raise ValueError(broken)
     reseller = session.get(Reseller, reseller_id)
     if reseller is None:
         reseller = Reseller(id=reseller_id, name=name or reseller_id)

@@ -202,6 +202,12 @@ def _ready_database(url: str) -> Database | None:
 
 
 def _add_reseller(args: argparse.Namespace) -> int:
+    from gateway.passwords import password_rule_broken
+
+    broken = password_rule_broken(args.password)
+    if broken is not None:
+        print(f"seqr-gateway: add-reseller: --password refused: {broken}", file=sys.stderr)
+        return 2
     db = _ready_database(args.database_url)
     if db is None:
         return 2
@@ -259,7 +265,11 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     endpoint = f"http://{args.host}:{args.port}/extclientproxy/service/v2"
     if not args.no_demo:
-        password = seed_demo_shop(db)
+        try:
+            password = seed_demo_shop(db)
+        except ValueError as error:  # SEQR_DEMO_PASSWORD breaks the password rules
+            print(f"seqr-gateway: {DEMO_PASSWORD_ENV} refused: {error}", file=sys.stderr)
+            return 2
         if password is not None:
             print(
                 "Demo shop:\n"
