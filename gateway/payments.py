@@ -35,6 +35,7 @@ from gateway.invoices import (
     validate,
 )
 from gateway.references import allocate_reference
+from gateway.terminals import seqr_id_holder
 from storage.models import Invoice, Notification, Terminal, Transaction
 from wsdl.resultcodes import ResultCode
 
@@ -435,10 +436,8 @@ def buyer_fail(session: Session, reference: str, rules: PaymentRules, now: datet
 def pay_by_seqr_id(session: Session, seqr_id: str, rules: PaymentRules, now: datetime,
                    payer_id: str | None = None) -> Invoice:
     """Scanning the till's sticker pays the terminal's newest open invoice."""
-    terminal = session.scalar(
-        select(Terminal).where(Terminal.seqr_id == seqr_id, Terminal.status == Terminal.ACTIVE)
-    )
-    if terminal is None:
+    terminal = seqr_id_holder(session, seqr_id)
+    if terminal is None or terminal.status != Terminal.ACTIVE:
         raise BuyerActionError(f"no terminal has SEQR ID {seqr_id}", not_found=True)
     stmt = (
         select(Invoice)

@@ -2,13 +2,13 @@
 
 import re
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway import periods
 from gateway.auth import Principal, require_reseller_user, require_terminal
 from gateway.errors import SeqrError
-from gateway.passwords import MIN_PASSWORD_LENGTH, hash_password
+from gateway.passwords import hash_password, password_rule_broken
 from gateway.references import new_terminal_id
 from storage.models import Terminal, utcnow
 from wsdl.resultcodes import ResultCode
@@ -25,11 +25,9 @@ def register_terminal(
 ) -> str:
     """A new terminal of the caller's shop, with its own open terminal period."""
     require_reseller_user(principal, "registerTerminal")
-    if password is None or len(password) < MIN_PASSWORD_LENGTH:
-        raise SeqrError(
-            ResultCode.ACCESS_DENIED,
-            f"terminal password must have at least {MIN_PASSWORD_LENGTH} characters",
-        )
+    broken = password_rule_broken(password)
+    if broken is not None or password is None:
+        raise SeqrError(ResultCode.ACCESS_DENIED, f"terminal password refused: {broken}")
     terminal = Terminal(
         id=new_terminal_id(),
         reseller_id=principal.reseller_id,
@@ -56,13 +54,24 @@ def unregister_terminal(session: Session, principal: Principal) -> None:
     session.flush()
 
 
+def seqr_id_holder(session: Session, seqr_id: str) -> Terminal | None:
+    """The terminal with this SEQR ID, in any letter case: the sticker's QR code is upper
+    case, a register may have typed it in lower case. New IDs are stored upper case; the
+    comparison also finds IDs stored as typed before that."""
+    wanted = seqr_id.strip().upper()
+    return session.scalars(
+        select(Terminal).where(func.upper(Terminal.seqr_id) == wanted).limit(1)
+    ).first()
+
+
 def assign_seqr_id(session: Session, principal: Principal, seqr_id: str | None) -> None:
     """Link the till's QR sticker (`HTTP://SEQR.SE/Q<seqrId>`) to the calling terminal."""
     terminal_id = require_terminal(principal, "assignSeqrId")
-    seqr_id = (seqr_id or "").strip()
+    seqr_id = (seqr_id or "").strip().upper()
     if not SEQR_ID_RE.match(seqr_id):
         raise SeqrError(ResultCode.INVALID_SEQR_ID, "a SEQR ID is 1 to 64 letters and digits")
-    holder = session.scalar(select(Terminal.id).where(Terminal.seqr_id == seqr_id))
+    found = seqr_id_holder(session, seqr_id)
+    holder = found.id if found is not None else None
     if holder is not None and holder != terminal_id:
         raise SeqrError(
             ResultCode.INVALID_SEQR_ID, f"SEQR ID {seqr_id} belongs to another terminal"
