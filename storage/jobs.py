@@ -20,6 +20,14 @@ from storage.leases import claim_next as claim_lease
 from storage.models import ReportDocument, ReportDocumentChunk, ReportJob, utcnow
 
 CHUNK_BYTES = 1024 * 1024
+#: `last_error` is "<kind>: <message>", the kind an exception class name or this
+WORKER_LOST = "WorkerLost"
+
+
+def error_kind(last_error: str | None) -> str:
+    """The kind of a stored failure ("OverflowError", "WorkerLost"), for /metrics."""
+    kind = (last_error or "").split(":", 1)[0].strip()
+    return kind if kind.isidentifier() else "unknown"
 
 
 @dataclass(frozen=True)
@@ -83,7 +91,8 @@ def claim_next(db: Database, owner: str, lease_seconds: float, max_attempts: int
                 update(ReportJob)
                 .where(ReportJob.id == job.id, _claimable(now))
                 .values(status=ReportJob.FAILED, finished_at=now,
-                        last_error=f"the worker rendering it stopped {job.attempts} times")
+                        last_error=f"{WORKER_LOST}: the worker rendering it stopped "
+                        f"{job.attempts} times")
             )
             return None
         return {"status": ReportJob.RUNNING, "lease_owner": owner,
@@ -155,6 +164,7 @@ def complete(
 
 def fail(db: Database, claim: Claim, error: str, max_attempts: int, retry_after: float) -> bool:
     """Record a failed attempt: back to PENDING after `retry_after`, or FAILED for good.
+    `error` ("<ExceptionClass>: <message>") stays in the database and never goes on the wire.
 
     Returns True when the job has failed for good.
     """

@@ -19,7 +19,7 @@ def test_health_reports_an_unreachable_database(tmp_path: Path) -> None:
     status, body = _unreachable(tmp_path).request("GET", "/health")
     assert status == 503
     report = json.loads(body)
-    assert report["status"] == "error" and "unable to open database" in report["database"]
+    assert report == {"status": "error", "database": "unreachable"}  # the why is in the log
 
 
 def test_soap_answers_service_unavailable_not_a_crash(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from gateway.background.worker import ReportWorker
 from gateway.config import Settings
 from gateway.errors import SeqrError
 from gateway.parameters import Parameters
+from gateway.reports.requests import RENDER_FAILED
 from gateway.service import Gateway
 from storage import jobs
 from storage.models import ReportDocument, ReportJob
@@ -34,6 +35,11 @@ def _setup(tmp_path: Path, **settings):
 
 def _ask(gateway: Gateway, period: str, report: str = "STD_RECON_003"):
     return gateway.execute_report(OWNER, report, Parameters.of({"transactionPeriodId": period}))
+
+
+def _last_error(db) -> str:
+    with db.read() as session:
+        return session.scalars(select(ReportJob.last_error)).one()
 
 
 def _code(call) -> ResultCode:
@@ -101,7 +107,8 @@ def test_a_job_whose_workers_keep_dying_fails_with_a_reason(tmp_path: Path) -> N
     with pytest.raises(SeqrError) as raised:
         _ask(gateway, period)
     assert raised.value.code == ResultCode.SYSTEM_ERROR
-    assert "stopped 2 times" in raised.value.description
+    assert raised.value.detail == RENDER_FAILED  # the reason is the operator's, not the wire's
+    assert "WorkerLost: the worker rendering it stopped 2 times" in _last_error(db)
 
 
 def test_a_failing_render_is_retried_then_answers_system_error(
@@ -124,7 +131,8 @@ def test_a_failing_render_is_retried_then_answers_system_error(
     with pytest.raises(SeqrError) as raised:
         _ask(gateway, period)
     assert raised.value.code == ResultCode.SYSTEM_ERROR
-    assert "OSError: disk on fire" in raised.value.description
+    assert raised.value.detail == RENDER_FAILED and "disk" not in raised.value.description
+    assert _last_error(db) == "OSError: disk on fire"
 
 
 def test_a_render_that_fails_once_still_becomes_ready(

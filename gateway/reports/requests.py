@@ -17,6 +17,10 @@ from wsdl.catalog import ReportSpec
 from wsdl.resultcodes import ResultCode
 
 
+#: the public reason of a report that failed for good; never the error itself
+RENDER_FAILED = "report rendering failed"
+
+
 @dataclass(frozen=True)
 class ReportDocumentOut:
     title: str
@@ -72,14 +76,15 @@ def _terminal_of(session: Session, spec: ReportSpec, period: TransactionPeriod,
 
 
 def answer(session: Session, job: ReportJob) -> ReportDocumentOut:
-    """The stored document, or the reason there is none yet (2) or ever (90)."""
+    """The stored document, or why there is none yet (2) or ever (90, a short public reason)."""
     if job.status == ReportJob.DONE:
         document = jobs.document_of(session, job.id)
         assert document is not None
         content = b"".join(jobs.document_chunks(session, job.id))
         return ReportDocumentOut(document.title, document.mime_type, content)
     if job.status == ReportJob.FAILED:
-        raise SeqrError(ResultCode.SYSTEM_ERROR, f"report could not be rendered: {job.last_error}")
+        # the reason (job.last_error) is for the operator: the log, /metrics, the database
+        raise SeqrError(ResultCode.SYSTEM_ERROR, RENDER_FAILED)
     raise ReportNotReadyError(f"{job.report_id} is being generated; ask again in a few seconds")
 
 

@@ -105,8 +105,9 @@ class GatewayApp:
 
         try:
             body = list(self.soap(environ, capture))  # the chunks as they are: no extra copy
-        except Exception:
+        except Exception as error:
             log.exception("unhandled error in the SOAP layer")
+            metrics.count_error(type(error).__name__)
             return _send(start_response, "500 Internal Server Error", "text/xml; charset=utf-8",
                          _fault("Server", "internal error"))
         if answer[0].startswith("5"):
@@ -138,8 +139,11 @@ class GatewayApp:
                 "status": "ok", "database": "ok", "report_jobs_waiting": waiting,
                 "oldest_waiting_job_age_seconds": round(oldest_age, 3),
             }
-        except Exception as error:  # noqa: BLE001 (reported, not raised: /health is for this)
-            status, report = "503 Service Unavailable", {"status": "error", "database": str(error)}
+        except Exception:  # noqa: BLE001 (reported, not raised: /health is for this)
+            log.warning("/health: the database cannot be reached", exc_info=True)
+            # the error itself (URL, host, driver text) goes to the log only
+            status, report = "503 Service Unavailable", {"status": "error",
+                                                         "database": "unreachable"}
         return _send(start_response, status, "application/json", json.dumps(report).encode())
 
 

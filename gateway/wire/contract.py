@@ -31,6 +31,7 @@ from gateway.auth import Credentials
 from gateway.errors import SeqrError, database_error_code
 from gateway.parameters import Parameters
 from gateway.service import Gateway
+from gateway.wire import metrics
 from wsdl import TARGET_NAMESPACE
 from wsdl.resultcodes import ResultCode
 
@@ -446,12 +447,14 @@ def respond(response: type[ErswsResponse], call: Callable[[], dict[str, Any] | N
         return response(resultCode=0, resultDescription=ResultCode.SUCCESS.name, **fields)
     except SeqrError as error:
         return response(resultCode=int(error.code), resultDescription=error.description)
-    except DBAPIError as error:
+    except DBAPIError as error:  # the error's text (SQL, parameters) goes to the log only
         code = database_error_code(error)
         log.exception("database error")
+        metrics.count_error(type(error.orig).__name__ if error.orig else type(error).__name__)
         return response(resultCode=int(code), resultDescription=code.describe("database error"))
-    except Exception:
+    except Exception as error:
         log.exception("unexpected error")
+        metrics.count_error(type(error).__name__)
         code = ResultCode.SYSTEM_ERROR
         return response(resultCode=int(code), resultDescription=code.describe("internal error"))
 

@@ -9,6 +9,7 @@ pending one, and renders with their durations per report.
 
 import os
 import time
+import collections
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,7 +27,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from storage.database import Database
-from storage.jobs import waiting_jobs
+from storage.jobs import error_kind, waiting_jobs
 from storage.models import ReportJob
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -41,6 +42,10 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 FAULTS = Counter("seqr_soap_faults", "Requests refused with a SOAP fault", ["fault_code"])
+ERRORS = Counter(
+    "seqr_internal_errors", "Unexpected errors answered 90/93/94 or a Server fault, by kind "
+    "(the error itself is in the log, never in the answer)", ["error"],
+)
 
 _STARTED = "seqr_metrics_started"
 
@@ -71,6 +76,10 @@ def count_fault(fault_code: str) -> None:
     FAULTS.labels(fault_code).inc()
 
 
+def count_error(kind: str) -> None:
+    ERRORS.labels(kind).inc()
+
+
 class ReportQueueCollector(Collector):
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -86,7 +95,15 @@ class ReportQueueCollector(Collector):
         seconds = CounterMetricFamily(
             "seqr_report_render_seconds", "Time spent rendering report documents",
             labels=["report_id"])
+        failures = CounterMetricFamily(
+            "seqr_report_failures", "Report jobs that failed for good (answered 90), by "
+            "report and the kind of error (its text is in the log)",
+            labels=["report_id", "error"])
         with self.db.read() as session:
+            failed = session.execute(
+                select(ReportJob.report_id, ReportJob.last_error)
+                .where(ReportJob.status == ReportJob.FAILED)
+            ).all()
             counts = dict(session.execute(
                 select(ReportJob.status, func.count()).group_by(ReportJob.status)).all())
             _, oldest_age = waiting_jobs(session)
@@ -100,7 +117,10 @@ class ReportQueueCollector(Collector):
         for report_id, count, total in done:
             renders.add_metric([report_id], count)
             seconds.add_metric([report_id], float(total or 0))
-        yield from (jobs, oldest, renders, seconds)
+        kinds = collections.Counter((report_id, error_kind(error)) for report_id, error in failed)
+        for (report_id, kind), count in sorted(kinds.items()):
+            failures.add_metric([report_id, kind], count)
+        yield from (jobs, oldest, renders, seconds, failures)
 
 
 class _ThisProcess(Collector):
