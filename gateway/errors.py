@@ -5,10 +5,16 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from wsdl.resultcodes import ResultCode
 
 
+#: a resultDescription's detail is cut here: a megabyte of a client's value is not echoed
+MAX_DETAIL = 300
+
+
 class SeqrError(Exception):
     """A business answer other than SUCCESS; the SOAP layer makes it a response, not a fault."""
 
     def __init__(self, code: ResultCode, detail: str | None = None) -> None:
+        if detail is not None and len(detail) > MAX_DETAIL:  # it may quote a client's value
+            detail = detail[:MAX_DETAIL] + "..."
         super().__init__(code.describe(detail))
         self.code = code
         self.detail = detail

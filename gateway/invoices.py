@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
+from gateway import limits
 from gateway.errors import SeqrError
 from storage.money import SCALE as MAX_DECIMALS  # what storage keeps exactly, reports print
 from wsdl.resultcodes import ResultCode
@@ -28,8 +29,8 @@ OPTIONAL_ACKNOWLEDGMENT = "OPTIONAL_ACKNOWLEDGMENT"
 REQUIRE_ACKNOWLEDGMENT = "REQUIRE_ACKNOWLEDGMENT"
 ACKNOWLEDGMENT_MODES = (NO_ACKNOWLEDGMENT, OPTIONAL_ACKNOWLEDGMENT, REQUIRE_ACKNOWLEDGMENT)
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
-#: invoice totals stay below this, so a stored amount (64-bit, in 10**-5 units) and the
-#: reports' sums over millions of them cannot overflow
+#: invoice totals stay below this, so one stored amount (a 64-bit integer of 10**-5 units)
+#: cannot overflow; sums of any number of them are exact (`storage.money.money_sum`)
 MAX_TOTAL = Decimal(10) ** 12
 
 
@@ -144,10 +145,28 @@ def check_total(total: Amount | None, what: str = "totalAmount") -> tuple[str, D
     return total.currency, total.value
 
 
+def check_sizes(invoice: InvoiceData) -> None:
+    """Every field and the rows within their limits (`gateway.limits`), else 49 (64 for a
+    notificationUrl) naming the field and its limit."""
+    limits.check_count(len(invoice.rows), limits.INVOICE_ROWS, "invoiceRows")
+    limits.check_length(invoice.cashier_id, limits.CASHIER_ID, "cashierId")
+    limits.check_length(invoice.client_invoice_id, limits.CLIENT_INVOICE_ID, "clientInvoiceId")
+    limits.check_length(invoice.title, limits.INVOICE_TEXT, "title")
+    limits.check_length(invoice.footer, limits.INVOICE_TEXT, "footer")
+    limits.check_length(invoice.back_url, limits.URL, "backURL")
+    limits.check_length(invoice.notification_url, limits.URL, "notificationUrl",
+                        ResultCode.INVALID_NOTIFICATION_URL)
+    for number, row in enumerate(invoice.rows, start=1):
+        for name, value in (("itemDescription", row.description), ("itemEAN", row.ean),
+                            ("itemSKU", row.sku), ("itemUnit", row.unit)):
+            limits.check_length(value, limits.ROW_TEXT, f"invoiceRow {number} {name}")
+
+
 def validate(invoice: InvoiceData | None) -> InvoiceData:
     """The invoice if it can be paid; else 49 INVALID_INVOICE_DATA or 64 (notificationUrl)."""
     if invoice is None:
         raise _invalid("invoice is missing")
+    check_sizes(invoice)
     currency, total = check_total(invoice.total)
     if total >= MAX_TOTAL:
         raise _invalid(f"totalAmount {total} is too large: it must be less than {MAX_TOTAL}")

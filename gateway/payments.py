@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
-from gateway import ledger
+from gateway import ledger, limits
 from gateway.auth import Principal, require_terminal
 from gateway.config import PaymentRules
 from gateway.errors import SeqrError
@@ -37,6 +37,7 @@ from gateway.invoices import (
 from gateway.references import allocate_reference
 from gateway.terminals import seqr_id_holder
 from storage.models import Invoice, Notification, Terminal, Transaction
+from storage.money import money_sum
 from wsdl.resultcodes import ResultCode
 
 QR_PREFIX = "HTTP://SEQR.SE/R"
@@ -315,13 +316,17 @@ def submit_payment_receipt(session: Session, principal: Principal, ers_reference
     if row.status != Invoice.PAID:
         raise SeqrError(ResultCode.INVALID_ERS_REFERENCE,
                         f"payment {ers_reference} was reversed: the register never polled it")
+    rejected = ResultCode.REJECTED_BUSINESS_LOGIC
+    limits.check_length(mime_type, limits.RECEIPT_MIME_TYPE, "receipt mimeType", rejected)
+    limits.check_length(receipt_type, limits.RECEIPT_TYPE, "receiptType", rejected)
+    limits.check_length(data, limits.RECEIPT_BYTES, "receiptData", rejected, "bytes")
     row.receipt_mime_type, row.receipt_type, row.receipt_data = mime_type, receipt_type, data
     row.receipt_submitted_at = now
 
 
 def refunded_so_far(session: Session, payment_reference: str) -> Decimal:
     total = session.scalar(
-        select(func.sum(Transaction.amount)).where(
+        select(money_sum(Transaction.amount)).where(
             Transaction.refunded_reference == payment_reference,
             Transaction.kind == Transaction.REFUND,
         )
@@ -338,6 +343,8 @@ def refund_payment(session: Session, principal: Principal, ers_reference: str | 
         raise SeqrError(ResultCode.INVALID_ERS_REFERENCE,
                         f"payment {ers_reference} was reversed: there is nothing to refund")
     currency, amount = check_total(invoice.total if invoice else None, "refund totalAmount")
+    limits.check_length(invoice.cashier_id if invoice else None, limits.CASHIER_ID,
+                        "refund cashierId")
     if currency != row.currency:
         raise SeqrError(ResultCode.INVALID_INVOICE_DATA,
                         f"the refund is in {currency}, the payment was in {row.currency}")

@@ -5,7 +5,7 @@ import re
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from gateway import periods
+from gateway import limits, periods
 from gateway.auth import Principal, require_reseller_user, require_terminal
 from gateway.errors import SeqrError
 from gateway.passwords import hash_password, password_rule_broken
@@ -25,6 +25,10 @@ def register_terminal(
 ) -> str:
     """A new terminal of the caller's shop, with its own open terminal period."""
     require_reseller_user(principal, "registerTerminal")
+    rejected = ResultCode.REJECTED_BUSINESS_LOGIC
+    limits.check_length(external_terminal_id, limits.EXTERNAL_TERMINAL_ID, "externalTerminalId",
+                        rejected)
+    limits.check_length(name, limits.TERMINAL_NAME, "name", rejected)
     broken = password_rule_broken(password)
     if broken is not None or password is None:
         raise SeqrError(ResultCode.ACCESS_DENIED, f"terminal password refused: {broken}")

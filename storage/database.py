@@ -8,6 +8,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.models import Base
+from storage.money import SQLITE_AGGREGATES
 
 CONNECT_TIMEOUT = 5  # seconds
 
@@ -82,6 +83,8 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        for name, arity, aggregate in SQLITE_AGGREGATES:
+            dbapi_connection.create_aggregate(name, arity, aggregate)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:

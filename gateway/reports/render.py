@@ -2,7 +2,7 @@
 
 Detail reports never hold the period in memory: rows come from the database in batches
 (`yield_per`, a server-side cursor on PostgreSQL) and go straight into `lxml.etree.xmlfile`.
-Summaries are SQL aggregates.
+Summaries are SQL aggregates (`money_sum`: exact, never overflowing, on every backend).
 """
 
 from collections.abc import Iterable, Iterator
@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
 from storage.models import Transaction, TransactionPeriod
-from storage.money import format_amount
+from storage.money import format_amount, money_sum
 from wsdl.catalog import Layout, ReportSpec
 
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -116,9 +116,9 @@ def _summary_rows(
     is_refund = Transaction.kind == Transaction.REFUND
     totals = (
         func.count(case((is_sale, 1))),
-        func.sum(case((is_sale, Transaction.amount))),
+        money_sum(case((is_sale, Transaction.amount))),
         func.count(case((is_refund, 1))),
-        func.sum(case((is_refund, Transaction.amount))),
+        money_sum(case((is_refund, Transaction.amount))),
     )
     if group_by is None:
         stmt = select(*totals).where(*scope.conditions())
