@@ -59,6 +59,16 @@ class Settings:
     report_delay: float = 2.0
     #: request bodies above this many bytes are refused before they are parsed
     max_body_bytes: int = 1024 * 1024
+    #: a client that has not sent a whole request (headers and body) within this many
+    #: seconds is disconnected; until then it holds no thread
+    request_read_timeout: float = 5.0
+    #: threads per gunicorn worker process: requests answered at once by each process
+    threads: int = 8
+    #: seconds an idle kept-alive connection stays open for the client's next request
+    keep_alive: int = 5
+    #: open connections per worker process (idle, arriving or being answered); more wait
+    #: in the listen queue
+    max_connections: int = 1000
     #: how long a report worker owns a claimed job before another worker may take it over
     job_lease_seconds: float = 60.0
     #: how often an idle report worker looks for work
@@ -92,6 +102,11 @@ class Settings:
             database_url=env_str("SEQR_DATABASE_URL", DEFAULT_DATABASE_URL),
             report_delay=env_float("SEQR_REPORT_DELAY", cls.report_delay),
             max_body_bytes=env_int("SEQR_MAX_BODY_BYTES", cls.max_body_bytes),
+            request_read_timeout=env_float("SEQR_REQUEST_READ_TIMEOUT",
+                                           cls.request_read_timeout),
+            threads=env_int("SEQR_THREADS", cls.threads),
+            keep_alive=env_int("SEQR_KEEP_ALIVE", cls.keep_alive),
+            max_connections=env_int("SEQR_MAX_CONNECTIONS", cls.max_connections),
             job_lease_seconds=env_float("SEQR_JOB_LEASE_SECONDS", cls.job_lease_seconds),
             worker_poll_seconds=env_float("SEQR_WORKER_POLL_SECONDS", cls.worker_poll_seconds),
             job_max_attempts=env_int("SEQR_JOB_MAX_ATTEMPTS", cls.job_max_attempts),

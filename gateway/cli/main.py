@@ -86,7 +86,9 @@ _FLAGS = {  # Settings field: the argparse destination of its flag
     "job_lease_seconds": "job_lease", "job_max_attempts": "job_attempts",
     "unpolled_reversal_seconds": "unpolled_reversal_seconds",
     "auto_pay_after": "auto_pay_after", "notification_attempts": "notification_attempts",
-    "notification_timeout": "notification_timeout",
+    "notification_timeout": "notification_timeout", "max_body_bytes": "max_body_bytes",
+    "request_read_timeout": "request_read_timeout", "threads": "threads",
+    "keep_alive": "keep_alive", "max_connections": "max_connections",
 }
 
 
@@ -114,6 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-body-bytes", type=int,
                        default=env.max_body_bytes,
                        help="largest request body accepted [SEQR_MAX_BODY_BYTES, "
+                       "default %(default)s]")
+    serve.add_argument("--request-read-timeout", type=float,
+                       default=env.request_read_timeout,
+                       help="seconds a client has to send a whole request before it is "
+                       "disconnected [SEQR_REQUEST_READ_TIMEOUT, default %(default)s]")
+    serve.add_argument("--threads", type=int, default=env.threads,
+                       help="threads per worker process [SEQR_THREADS, default %(default)s]")
+    serve.add_argument("--keep-alive", type=int, default=env.keep_alive,
+                       help="seconds an idle connection is kept open [SEQR_KEEP_ALIVE, "
+                       "default %(default)s]")
+    serve.add_argument("--max-connections", type=int, default=env.max_connections,
+                       help="open connections per worker process [SEQR_MAX_CONNECTIONS, "
                        "default %(default)s]")
     serve.add_argument("--no-worker", action="store_true",
                        default=not env.embedded_worker,
@@ -256,10 +270,8 @@ def _serve(args: argparse.Namespace) -> int:
     _metrics_directory()
     from gateway.cli.server import run_gunicorn
 
-    settings = _settings(
-        args, max_body_bytes=args.max_body_bytes, embedded_worker=not args.no_worker,
-        simulator=not args.no_simulator,
-    )
+    settings = _settings(args, embedded_worker=not args.no_worker,
+                         simulator=not args.no_simulator)
     db = _ready_database(settings.database_url)
     if db is None:
         return 2

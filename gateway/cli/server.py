@@ -51,10 +51,16 @@ def _has_setting(name: str) -> bool:
 
 
 def run_gunicorn(settings: Settings, host: str, port: int, workers: int) -> None:
+    from gateway.cli.http_worker import BufferingWorker
+
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
-        "worker_class": "sync",
+        # threads, each request read whole before a thread takes it: see http_worker
+        "worker_class": BufferingWorker,
+        "threads": settings.threads,
+        "keepalive": settings.keep_alive,
+        "worker_connections": settings.max_connections,
         "timeout": 120,
         "graceful_timeout": 10,
         "accesslog": "-",
