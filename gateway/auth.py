@@ -1,5 +1,6 @@
 """clientContext -> an authenticated principal, or the SEQR result code saying why not."""
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal
 
@@ -7,12 +8,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.errors import SeqrError
-from gateway.passwords import verify_password
+from gateway.throttle import UNGUARDED, PasswordGuard
 from storage.models import ResellerUser, Terminal
 from wsdl.resultcodes import ResultCode
 
 RESELLERUSER = "RESELLERUSER"
 TERMINALID = "TERMINALID"
+
+#: the address of the client whose request this thread is answering (set by the wire
+#: layer); failed password checks are counted per principal and per address
+client_address: ContextVar[str | None] = ContextVar("client_address", default=None)
 
 
 @dataclass(frozen=True)
@@ -37,22 +42,26 @@ class Principal:
         return self.kind == TERMINALID
 
 
-def authenticate(session: Session, creds: Credentials | None) -> Principal:
-    """Check the credentials; raise `SeqrError` with 20/29/33/37 as SEQR does."""
+def authenticate(session: Session, creds: Credentials | None,
+                 guard: PasswordGuard = UNGUARDED) -> Principal:
+    """Check the credentials; raise `SeqrError` with 20/29/33/37 as SEQR does.
+
+    A principal that does not exist costs the same password check as one that does
+    (`guard.check` against a dummy hash); `guard` also throttles repeated failures."""
     if creds is None or (not creds.principal_type and not creds.principal_id):
         raise SeqrError(ResultCode.AUTHENTICATION_FAILED, "no initiatorPrincipalId in context")
     kind = (creds.principal_type or "").strip().upper()
     if kind == RESELLERUSER:
-        return _reseller_user(session, creds)
+        return _reseller_user(session, creds, guard)
     if kind == TERMINALID:
-        return _terminal(session, creds)
+        return _terminal(session, creds, guard)
     raise SeqrError(
         ResultCode.INVALID_INITIATOR_PRINCIPAL_ID,
         f"principal type {creds.principal_type!r} is not RESELLERUSER or TERMINALID",
     )
 
 
-def _reseller_user(session: Session, creds: Credentials) -> Principal:
+def _reseller_user(session: Session, creds: Credentials, guard: PasswordGuard) -> Principal:
     if not creds.principal_id:
         raise SeqrError(ResultCode.INITIATOR_PRINCIPAL_NOT_FOUND, "no reseller id in context")
     user = session.scalar(
@@ -61,23 +70,28 @@ def _reseller_user(session: Session, creds: Credentials) -> Principal:
             ResellerUser.user_id == (creds.user_id or ""),
         )
     )
+    key = f"{RESELLERUSER}:{creds.principal_id}/{creds.user_id or ''}"
+    good = guard.check(key, client_address.get(), creds.password,
+                       user.password_hash if user is not None else None)
     if user is None:
         raise SeqrError(
             ResultCode.INITIATOR_PRINCIPAL_NOT_FOUND,
             f"no reseller user {creds.principal_id}/{creds.user_id}",
         )
-    if not verify_password(creds.password, user.password_hash):
+    if not good:
         raise SeqrError(ResultCode.AUTHENTICATION_FAILED, "wrong password")
     return Principal(RESELLERUSER, user.reseller_id, user_id=user.user_id)
 
 
-def _terminal(session: Session, creds: Credentials) -> Principal:
+def _terminal(session: Session, creds: Credentials, guard: PasswordGuard) -> Principal:
     terminal = session.get(Terminal, creds.principal_id) if creds.principal_id else None
+    good = guard.check(f"{TERMINALID}:{creds.principal_id or ''}", client_address.get(),
+                       creds.password, terminal.password_hash if terminal is not None else None)
     if terminal is None:
         raise SeqrError(
             ResultCode.INVALID_INITIATOR_PRINCIPAL_ID, f"no terminal {creds.principal_id!r}"
         )
-    if not verify_password(creds.password, terminal.password_hash):
+    if not good:
         raise SeqrError(ResultCode.AUTHENTICATION_FAILED, "wrong password")
     if terminal.status != Terminal.ACTIVE:
         raise SeqrError(

@@ -69,6 +69,12 @@ class Settings:
     #: open connections per worker process (idle, arriving or being answered); more wait
     #: in the listen queue
     max_connections: int = 1000
+    #: failed password checks for one principal from one address before further attempts
+    #: are refused for `auth_lockout_seconds` (five times as many from all addresses lock
+    #: it for everyone); 0 switches the throttle off (load tests)
+    auth_max_failures: int = 10
+    #: how long failures are counted, and how long a lockout lasts
+    auth_lockout_seconds: float = 60.0
     #: how long a report worker owns a claimed job before another worker may take it over
     job_lease_seconds: float = 60.0
     #: how often an idle report worker looks for work
@@ -107,6 +113,9 @@ class Settings:
             threads=env_int("SEQR_THREADS", cls.threads),
             keep_alive=env_int("SEQR_KEEP_ALIVE", cls.keep_alive),
             max_connections=env_int("SEQR_MAX_CONNECTIONS", cls.max_connections),
+            auth_max_failures=env_int("SEQR_AUTH_MAX_FAILURES", cls.auth_max_failures),
+            auth_lockout_seconds=env_float("SEQR_AUTH_LOCKOUT_SECONDS",
+                                           cls.auth_lockout_seconds),
             job_lease_seconds=env_float("SEQR_JOB_LEASE_SECONDS", cls.job_lease_seconds),
             worker_poll_seconds=env_float("SEQR_WORKER_POLL_SECONDS", cls.worker_poll_seconds),
             job_max_attempts=env_int("SEQR_JOB_MAX_ATTEMPTS", cls.job_max_attempts),

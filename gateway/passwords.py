@@ -12,6 +12,7 @@ import hmac
 import secrets
 import threading
 import time
+from functools import cache
 
 #: the shortest password SEQR accepts, for terminals and users alike, over SOAP or the CLI
 MIN_PASSWORD_LENGTH = 4
@@ -40,6 +41,17 @@ def hash_password(password: str) -> str:
     return f"{_SCHEME}${_N}${_R}${_P}${b64(salt).decode()}${b64(digest).decode()}"
 
 
+def prepare() -> None:
+    """Compute the dummy hash now, not in the first request about an unknown principal."""
+    _dummy_hash()
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash of a random password no one knows, with the current parameters."""
+    return hash_password(secrets.token_urlsafe(16))
+
+
 def _verify_slow(password: str, stored: str) -> bool:
     try:
         scheme, n, r, p, salt, digest = stored.split("$")
@@ -55,17 +67,37 @@ def _verify_slow(password: str, stored: str) -> bool:
     return hmac.compare_digest(actual, expected)
 
 
-def verify_password(password: str | None, stored: str) -> bool:
+def _cache_entry(password: str, stored: str) -> bytes:
+    return hmac.new(_cache_key, f"{stored}\0{password}".encode(), hashlib.sha256).digest()
+
+
+def remembered(password: str | None, stored: str) -> bool:
+    """Whether this process verified `password` against `stored` in the last few minutes:
+    no scrypt work."""
     if password is None:
         return False
-    key = hmac.new(_cache_key, f"{stored}\0{password}".encode(), hashlib.sha256).digest()
     now = time.monotonic()
     with _cache_lock:
-        seen = _cache.get(key)
-        if seen is not None and now - seen < _CACHE_SECONDS:
-            return True
+        seen = _cache.get(_cache_entry(password, stored))
+    return seen is not None and now - seen < _CACHE_SECONDS
+
+
+def verify_password(password: str | None, stored: str | None) -> bool:
+    """Whether `password` matches `stored`. With no stored hash (no such principal) the
+    password is checked against a dummy hash all the same, so that the answer takes as
+    long as for a principal that exists: timing does not tell which ones do."""
+    if stored is None:
+        _verify_slow(password or "", _dummy_hash())
+        return False
+    if password is None:
+        _verify_slow("", stored)  # as long as a wrong password takes
+        return False
+    if remembered(password, stored):
+        return True
     if not _verify_slow(password, stored):
         return False
+    key = _cache_entry(password, stored)
+    now = time.monotonic()
     with _cache_lock:
         if len(_cache) >= _CACHE_MAX:
             _cache.clear()

@@ -4,13 +4,14 @@ Each call opens its own session (read or write), authenticates, and hands over t
 module. It returns plain values or raises `SeqrError`; the SOAP layer only translates.
 """
 
-from gateway import payments, principals, terminals
+from gateway import passwords, payments, principals, terminals
 from gateway.auth import Credentials, authenticate
 from gateway.config import Settings
 from gateway.invoices import InvoiceData
 from gateway.parameters import Parameters
 from gateway.periods import mark_transaction_period
 from gateway.reports import requests as reports
+from gateway.throttle import PasswordGuard
 from storage.database import Database
 from storage.models import utcnow
 
@@ -20,6 +21,9 @@ class Gateway:
         self.db = db
         self.settings = settings
         self.rules = settings.payment_rules
+        self.guard = PasswordGuard(settings.auth_max_failures, settings.auth_lockout_seconds,
+                                   parallel_checks=max(1, settings.threads // 2))
+        passwords.prepare()
 
     # --- terminals ---
 
@@ -28,18 +32,18 @@ class Gateway:
         password: str | None, name: str | None,
     ) -> str:
         with self.db.write() as session:
-            principal = authenticate(session, creds)
+            principal = authenticate(session, creds, self.guard)
             return terminals.register_terminal(
                 session, principal, external_terminal_id, password, name
             )
 
     def unregister_terminal(self, creds: Credentials | None) -> None:
         with self.db.write() as session:
-            terminals.unregister_terminal(session, authenticate(session, creds))
+            terminals.unregister_terminal(session, authenticate(session, creds, self.guard))
 
     def assign_seqr_id(self, creds: Credentials | None, seqr_id: str | None) -> None:
         with self.db.write() as session:
-            terminals.assign_seqr_id(session, authenticate(session, creds), seqr_id)
+            terminals.assign_seqr_id(session, authenticate(session, creds, self.guard), seqr_id)
 
     # --- principals ---
 
@@ -47,14 +51,14 @@ class Gateway:
         self, creds: Credentials | None, requested: Credentials | None
     ) -> principals.PrincipalInfo:
         with self.db.read() as session:
-            principal = authenticate(session, creds)
+            principal = authenticate(session, creds, self.guard)
             return principals.request_principal_information(session, principal, requested)
 
     def change_principal_password(
         self, creds: Credentials | None, requested: Credentials | None, new_password: str | None
     ) -> None:
         with self.db.write() as session:
-            principal = authenticate(session, creds)
+            principal = authenticate(session, creds, self.guard)
             principals.change_principal_password(session, principal, requested, new_password)
 
     # --- payments ---
@@ -62,20 +66,20 @@ class Gateway:
     def send_invoice(self, creds: Credentials | None,
                      invoice: InvoiceData | None) -> payments.SentInvoice:
         with self.db.write() as session:
-            principal = authenticate(session, creds)
+            principal = authenticate(session, creds, self.guard)
             return payments.send_invoice(session, principal, invoice, self.rules, utcnow())
 
     def update_invoice(self, creds: Credentials | None, reference: str | None,
                        invoice: InvoiceData | None) -> None:
         with self.db.write() as session:
-            principal = authenticate(session, creds)
+            principal = authenticate(session, creds, self.guard)
             payments.update_invoice(session, principal, reference, invoice, self.rules, utcnow())
 
     def get_payment_status(self, creds: Credentials | None,
                            reference: str | None) -> payments.PaymentStatus:
         """A plain poll only reads; one that settles or reverses a payment writes."""
         with self.db.read() as session:
-            principal = authenticate(session, creds)
+            principal = authenticate(session, creds, self.guard)
             status = payments.peek_payment_status(session, principal, reference)
             if status is not None:
                 return status
@@ -85,12 +89,12 @@ class Gateway:
 
     def cancel_invoice(self, creds: Credentials | None, reference: str | None) -> None:
         with self.db.write() as session:
-            principal = authenticate(session, creds)
+            principal = authenticate(session, creds, self.guard)
             payments.cancel_invoice(session, principal, reference, self.rules, utcnow())
 
     def commit_reservation(self, creds: Credentials | None, reference: str | None) -> None:
         with self.db.write() as session:
-            principal = authenticate(session, creds)
+            principal = authenticate(session, creds, self.guard)
             payments.commit_reservation(session, principal, reference, self.rules, utcnow())
 
     def submit_payment_receipt(
@@ -98,14 +102,14 @@ class Gateway:
         data: bytes | None, receipt_type: str | None,
     ) -> None:
         with self.db.write() as session:
-            principal = authenticate(session, creds)
+            principal = authenticate(session, creds, self.guard)
             payments.submit_payment_receipt(session, principal, ers_reference, mime_type, data,
                                             receipt_type, self.rules, utcnow())
 
     def refund_payment(self, creds: Credentials | None, ers_reference: str | None,
                        invoice: InvoiceData | None) -> str:
         with self.db.write() as session:
-            principal = authenticate(session, creds)
+            principal = authenticate(session, creds, self.guard)
             return payments.refund_payment(session, principal, ers_reference, invoice,
                                            self.rules, utcnow())
 
@@ -113,7 +117,7 @@ class Gateway:
 
     def mark_transaction_period(self, creds: Credentials | None, parameters: Parameters) -> str:
         with self.db.write() as session:
-            principal = authenticate(session, creds)
+            principal = authenticate(session, creds, self.guard)
             return mark_transaction_period(session, principal, parameters).transaction_period_id
 
     def execute_report(
@@ -121,7 +125,7 @@ class Gateway:
     ) -> reports.ReportDocumentOut:
         """The document once ready; until then `ReportNotReadyError` (2), after queuing it."""
         with self.db.read() as session:
-            principal = authenticate(session, creds)
+            principal = authenticate(session, creds, self.guard)
             scope = reports.resolve(session, principal, report_id, parameters)
             job = reports.find(session, scope)
             if job is not None:

@@ -89,6 +89,7 @@ _FLAGS = {  # Settings field: the argparse destination of its flag
     "notification_timeout": "notification_timeout", "max_body_bytes": "max_body_bytes",
     "request_read_timeout": "request_read_timeout", "threads": "threads",
     "keep_alive": "keep_alive", "max_connections": "max_connections",
+    "auth_max_failures": "auth_max_failures", "auth_lockout_seconds": "auth_lockout_seconds",
 }
 
 
@@ -129,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-connections", type=int, default=env.max_connections,
                        help="open connections per worker process [SEQR_MAX_CONNECTIONS, "
                        "default %(default)s]")
+    serve.add_argument("--auth-max-failures", type=int, default=env.auth_max_failures,
+                       help="failed password checks of a principal from one address before "
+                       "it is refused for --auth-lockout-seconds; 0 turns the throttle off "
+                       "[SEQR_AUTH_MAX_FAILURES, default %(default)s]")
+    serve.add_argument("--auth-lockout-seconds", type=float, default=env.auth_lockout_seconds,
+                       help="how long failures count and a lockout lasts "
+                       "[SEQR_AUTH_LOCKOUT_SECONDS, default %(default)s]")
     serve.add_argument("--no-worker", action="store_true",
                        default=not env.embedded_worker,
                        help="do not render reports in the gateway processes (run "

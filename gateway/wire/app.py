@@ -14,6 +14,7 @@ from spyne import Application
 from spyne.server.wsgi import WsgiApplication
 from sqlalchemy import text
 
+from gateway.auth import client_address
 from gateway.config import Settings
 from gateway.service import Gateway
 from gateway.wire import metrics
@@ -89,6 +90,7 @@ class GatewayApp:
             reason = f"request body larger than {self.settings.max_body_bytes} bytes"
             return _send(start_response, "413 Request Entity Too Large",
                          "text/xml; charset=utf-8", _fault("Client", reason))
+        client_address.set(environ.get("REMOTE_ADDR"))  # failed logins count per address
         environ["wsgi.input"] = BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         environ.setdefault("CONTENT_TYPE", "text/xml")
