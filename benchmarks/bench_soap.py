@@ -24,15 +24,15 @@ terminal and its invoices go through the running gateway as a register makes the
 (registerTerminal as the shop, sendInvoice as the terminal, the buyer's
 `POST /simulator/invoices/{ref}/pay`, then one getPaymentStatus that settles the payment).
 
-Beside them, the same gunicorn configuration (worker count, sync worker, timeouts, access
-log, control socket off) serves `benchmarks/canned.py`, a WSGI app answering every POST with
+Beside them, the nearest stock gunicorn configuration (worker count, gunicorn's gthread
+worker with the gateway's default threads and keep-alive, timeouts, access log, control
+socket off; the gateway's own worker is gthread reading whole requests first) serves `benchmarks/canned.py`, a WSGI app answering every POST with
 a fixed SOAP response: the ceiling of this stack. Each operation's figures are printed with
 its ratio to that ceiling at the same worker count. `--workers-list 1,2,4` repeats
 everything (gateway and ceiling restarted with that many workers, the same database) at each
 worker count and prints one table with a row per operation per worker count. Load: several
-client processes, each sending requests one after another (http.client; the sync worker
-closes the connection after each response, so every request opens a TCP connection, for the
-gateway and the ceiling alike) for a fixed duration after a short warm-up, recording every
+client processes, each sending requests one after another (http.client, a new TCP
+connection for every request, for the gateway and the ceiling alike) for a fixed duration after a short warm-up, recording every
 request's latency. Every response's HTTP status and resultCode (and for getPaymentStatus
 the invoice's status) are checked; failures are counted and printed, never timed as
 successes.
@@ -270,7 +270,7 @@ def canned_server(tmp: Path, workers: int) -> Server:
         "--config", os.devnull,  # no gunicorn.conf.py: the gateway reads none either
         "--bind", f"{HOST}:{port}",
         "--workers", str(workers),
-        "--worker-class", "sync",
+        "--worker-class", "gthread", "--threads", "8", "--keep-alive", "5",
         "--timeout", "120",
         "--graceful-timeout", "10",
         "--access-logfile", "-",
@@ -595,7 +595,7 @@ def run(args: argparse.Namespace, db_url: str, tmp: Path) -> int:
     worker_counts = args.workers_list or [args.workers]
     print(
         f"python {platform.python_version()}, gunicorn {gunicorn.__version__}, "
-        f"{os.cpu_count()} CPUs; gunicorn workers (sync) "
+        f"{os.cpu_count()} CPUs; gunicorn workers (threaded) "
         f"{', '.join(map(str, worker_counts))}; {args.clients} client processes, "
         f"{args.warmup:g} s warm-up + {args.duration:g} s per measurement; database "
         f"{safe(db_url)}; load average {os.getloadavg()[0]:.2f} (other work on the machine "

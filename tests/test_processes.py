@@ -82,7 +82,7 @@ def _wait_healthy(base: str) -> None:
         try:
             if requests.get(base + "/health", timeout=1).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused, or too slow while the worker boots
             if time.monotonic() > deadline:
                 raise
         time.sleep(0.1)
