@@ -26,16 +26,17 @@ terminal and its invoices go through the running gateway as a register makes the
 
 Beside them, the nearest stock gunicorn configuration (worker count, gunicorn's gthread
 worker with the gateway's default threads and keep-alive, timeouts, access log, control
-socket off; the gateway's own worker is gthread reading whole requests first) serves `benchmarks/canned.py`, a WSGI app answering every POST with
-a fixed SOAP response: the ceiling of this stack. Each operation's figures are printed with
+socket off; the gateway's own worker is gthread reading whole requests first) serves
+`benchmarks/canned.py`, a WSGI app answering every POST with a fixed SOAP response: the
+ceiling of this stack. Each operation's figures are printed with
 its ratio to that ceiling at the same worker count. `--workers-list 1,2,4` repeats
 everything (gateway and ceiling restarted with that many workers, the same database) at each
 worker count and prints one table with a row per operation per worker count. Load: several
 client processes, each sending requests one after another (http.client, a new TCP
-connection for every request, for the gateway and the ceiling alike) for a fixed duration after a short warm-up, recording every
-request's latency. Every response's HTTP status and resultCode (and for getPaymentStatus
-the invoice's status) are checked; failures are counted and printed, never timed as
-successes.
+connection for every request, for the gateway and the ceiling alike) for a fixed duration
+after a short warm-up, recording every request's latency. Every response's HTTP status
+and resultCode (and for getPaymentStatus the invoice's status) are checked; failures are
+counted and printed, never timed as successes.
 
 Run from the repository root (only 127.0.0.1 is used; about 45 s per worker count with the
 defaults):

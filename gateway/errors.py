@@ -4,7 +4,6 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from wsdl.resultcodes import ResultCode
 
-
 #: a resultDescription's detail is cut here: a megabyte of a client's value is not echoed
 MAX_DETAIL = 300
 

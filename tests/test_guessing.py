@@ -22,7 +22,6 @@ from gateway.service import Gateway
 from gateway.throttle import TOO_MANY
 from tests.conftest import GatewayServer, context_xml, envelope, make_shop
 from tests.domain import fresh_db, new_shop, new_terminal
-from wsdl.resultcodes import ResultCode
 
 OWNER = Credentials("RESELLERUSER", "shop-1", "9900", "secret-pw")
 

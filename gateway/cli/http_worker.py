@@ -21,6 +21,7 @@ only their own thread), keep-alive, graceful stops, worker restarts. It also lea
 gunicorn's `Server` header: the answers do not name the software.
 """
 
+import contextlib
 import selectors
 import socket
 import struct
@@ -155,10 +156,8 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         self.poller.unregister(conn.sock)
         del self.arriving[conn]
         if state == HEAD_TOO_LARGE:
-            try:
+            with contextlib.suppress(OSError):
                 conn.sock.send(_TOO_LARGE)
-            except OSError:
-                pass
             self.nr_conns -= 1
             conn.close()
             return
@@ -170,10 +169,8 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
 
     def _forget(self, conn: TConn) -> None:
         self.arriving.pop(conn, None)
-        try:
+        with contextlib.suppress(KeyError, ValueError, OSError):
             self.poller.unregister(conn.sock)
-        except (KeyError, ValueError, OSError):
-            pass
         self.nr_conns -= 1
         conn.close()
 

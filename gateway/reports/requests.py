@@ -16,7 +16,6 @@ from storage.models import ReportJob, Terminal, TransactionPeriod, utcnow
 from wsdl.catalog import ReportSpec
 from wsdl.resultcodes import ResultCode
 
-
 #: the public reason of a report that failed for good; never the error itself
 RENDER_FAILED = "report rendering failed"
 

@@ -141,7 +141,7 @@ class GatewayApp:
                 "status": "ok", "database": "ok", "report_jobs_waiting": waiting,
                 "oldest_waiting_job_age_seconds": round(oldest_age, 3),
             }
-        except Exception:  # noqa: BLE001 (reported, not raised: /health is for this)
+        except Exception:
             log.warning("/health: the database cannot be reached", exc_info=True)
             # the error itself (URL, host, driver text) goes to the log only
             status, report = "503 Service Unavailable", {"status": "error",

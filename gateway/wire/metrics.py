@@ -7,9 +7,9 @@ that every report worker process counts: report jobs by status, the age of the o
 pending one, and renders with their durations per report.
 """
 
+import collections
 import os
 import time
-import collections
 from collections.abc import Iterator
 from typing import Any
 
