@@ -51,7 +51,6 @@ from benchmarks.bench_soap import (  # noqa: E402 (after the sys.path line)
     TERMINAL_ID_RE,
     USER_ID,
     Server,
-    context_xml,
     envelope,
     free_port,
     gateway_ready,
@@ -63,6 +62,7 @@ from benchmarks.bench_soap import (  # noqa: E402 (after the sys.path line)
     soap_call,
     status_envelope,
 )
+from tests.support.envelopes import context_xml  # noqa: E402
 
 
 class IdleCrowd:
@@ -172,7 +172,8 @@ def describe(name: str, latencies: list[float], errors: list[str]) -> str:
 
 
 def wrong_password_seconds(port: int, principal_id: str, samples: int) -> float:
-    body = envelope("requestPrincipalInformation", context_xml(principal_id, USER_ID, "wrong"))
+    body = envelope("requestPrincipalInformation",
+                    context_xml(principal_id, password="wrong", user_id=USER_ID))
     times = []
     for _ in range(samples):
         conn = http.client.HTTPConnection(HOST, port, timeout=30)

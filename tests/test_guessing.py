@@ -20,8 +20,9 @@ from gateway.config import Settings
 from gateway.errors import SeqrError
 from gateway.service import Gateway
 from gateway.throttle import TOO_MANY
-from tests.conftest import GatewayServer, context_xml, envelope, make_shop
-from tests.domain import fresh_db, new_shop, new_terminal
+from tests.support.domain import fresh_db, new_shop, new_terminal
+from tests.support.envelopes import context_xml, envelope
+from tests.support.servers import GatewayServer, make_shop
 
 OWNER = Credentials("RESELLERUSER", "shop-1", "9900", "secret-pw")
 

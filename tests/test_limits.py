@@ -22,8 +22,9 @@ from gateway.auth import Principal
 from gateway.invoices import MAX_TOTAL
 from gateway.reports.requests import RENDER_FAILED
 from storage.models import Invoice, ReportJob, Terminal
-from tests.conftest import GatewayServer, Shop, context_xml, envelope, make_shop
-from tests.domain import Journal, new_terminal
+from tests.support.domain import Journal, new_terminal
+from tests.support.envelopes import context_xml, envelope
+from tests.support.servers import GatewayServer, Shop, make_shop
 
 pytestmark = pytest.mark.server
 

@@ -17,8 +17,8 @@ from gateway.invoices import Amount, InvoiceData
 from gateway.service import Gateway
 from storage.database import Database
 from storage.models import ResellerUser, Terminal, utcnow
-from tests.databases import new_database_url
-from tests.domain import fresh_db, new_shop, new_terminal
+from tests.support.databases import new_database_url
+from tests.support.domain import fresh_db, new_shop, new_terminal
 from wsdl.resultcodes import ResultCode
 
 USER_1 = Credentials("RESELLERUSER", "shop-1", "9900", "secret-pw")

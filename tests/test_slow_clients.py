@@ -20,14 +20,8 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 
-from tests.conftest import (
-    SOAP_PATH,
-    GatewayServer,
-    Shop,
-    context_xml,
-    envelope,
-    make_shop,
-)
+from tests.support.envelopes import SOAP_PATH, context_xml, envelope
+from tests.support.servers import GatewayServer, Shop, make_shop
 
 pytestmark = pytest.mark.server
 
