@@ -10,6 +10,8 @@
 - `cashierId`: may be empty (or `NULL`): no cashier.
 - `amount`: a decimal with a point, positive; `type` (`sale` or `refund`) gives the sign. A
   refund may also be written negative (`-5.00`); a negative sale is an error.
+- `currency` (optional column): ISO 4217, e.g. `SEK`; empty or absent: the run's currency
+  (SEQR's reports name none, so the back-office formats take it from here or a flag).
 
 Columns may come in any order; other columns are ignored; blank lines are skipped.
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 from client.errors import JournalError
 
 COLUMNS = ("ersReference", "terminalId", "cashierId", "amount", "type")
+CURRENCY = "currency"  # an optional column
 SALE = "sale"
 REFUND = "refund"
 
@@ -36,6 +39,7 @@ class JournalEntry:
     amount: Decimal  # signed as in the reports: a refund is negative
     kind: str  # "sale" | "refund"
     line: int = 0
+    currency: str | None = None  # None: the run's currency
 
 
 def read_journal(path: str | Path) -> list[JournalEntry]:
@@ -71,6 +75,8 @@ def parse_journal(lines: Iterable[str], source: str = "journal") -> list[Journal
             name: record[index[name.lower()]].strip() if index[name.lower()] < len(record)
             else "" for name in COLUMNS
         }
+        if CURRENCY in index and index[CURRENCY] < len(record):
+            values[CURRENCY] = record[index[CURRENCY]].strip()
         entry = _entry(values, line, source)
         if entry.ers_reference in seen:
             raise JournalError(f"{source}: line {line}: ersReference {entry.ers_reference} "
@@ -109,8 +115,14 @@ def _entry(cell: dict[str, str], line: int, source: str) -> JournalEntry:
         raise JournalError(f"{where}: a sale of {text}: sales are positive; "
                            "write a refund as type refund", _FORMAT_HINT)
     cashier = cell["cashierId"]
+    currency = cell.get(CURRENCY, "").upper() or None
+    if currency is not None and not (len(currency) == 3 and currency.isalpha()
+                                     and currency.isascii()):
+        raise JournalError(f"{where}: currency {cell[CURRENCY]!r} is not an ISO 4217 code "
+                           "like SEK", _FORMAT_HINT)
     return JournalEntry(
         ers_reference=reference, terminal_id=terminal,
         cashier_id=None if cashier in ("", "NULL") else cashier,
         amount=-abs(amount) if kind == REFUND else amount, kind=kind, line=line,
+        currency=currency,
     )

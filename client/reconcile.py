@@ -115,6 +115,8 @@ class Reconciliation:
     period_id: str | None = None
     report_id: str | None = None
     terminal_id: str | None = None
+    entries: tuple[JournalEntry, ...] = ()  # the journal lines compared (of the terminal)
+    rows: tuple[DetailRow, ...] = ()  # the report rows compared (of the terminal)
 
     @property
     def discrepancy_count(self) -> int:
@@ -152,7 +154,15 @@ class Reconciliation:
             "cashierMismatches": [_field_dict(m) for m in self.cashier_mismatches],
             "byTerminal": [g.as_dict("terminalId") for g in self.by_terminal],
             "byCashier": [g.as_dict("cashierId") for g in self.by_cashier],
+            "matching": self.matching(),
         }
+
+    def matching(self) -> dict[str, int]:
+        """The counts in MPAC's matching words: matched; unmatched (in the register, not in
+        SEQR); missing (in SEQR, not in the register); amount discrepancies."""
+        return {"matched": len(self.matched), "unmatched": len(self.missing_in_seqr),
+                "missing": len(self.missing_in_register),
+                "amountDiscrepancies": len(self.amount_mismatches)}
 
 
 def reconcile(journal: Sequence[JournalEntry], report: ReportDocument | Iterable[DetailRow],
@@ -218,6 +228,8 @@ def reconcile(journal: Sequence[JournalEntry], report: ReportDocument | Iterable
         period_id=period_id,
         report_id=report_id,
         terminal_id=terminal_id,
+        entries=tuple(entries),
+        rows=tuple(rows),
     )
 
 

@@ -136,6 +136,8 @@ def test_each_kind_of_discrepancy_is_reported_with_exit_1(
     assert run.returncode == 1, run.stderr
     result = _json(run)
     assert result["result"] == "discrepancies" and result["discrepancies"] == 3
+    assert result["matching"] == {"matched": 3, "unmatched": 1, "missing": 1,
+                                  "amountDiscrepancies": 1}  # MPAC's words for the same
     assert [r["ersReference"] for r in result["missingInSeqr"]] == [extra[0]]
     assert result["missingInSeqr"][0]["line"] == 5
     assert [(r["ersReference"], r["amount"], r["cashierId"])
@@ -297,7 +299,9 @@ def test_reconcile_json_keys_are_stable() -> None:
         "result", "transactionPeriodId", "reportId", "terminalId", "tolerance", "expected",
         "actual", "difference", "matched", "discrepancies", "missingInSeqr",
         "missingInRegister", "amountMismatches", "terminalMismatches", "cashierMismatches",
-        "byTerminal", "byCashier"]
+        "byTerminal", "byCashier", "matching"]
+    assert result["matching"] == {"matched": 1, "unmatched": 0, "missing": 0,
+                                  "amountDiscrepancies": 0}
     assert result["byCashier"] == [{"cashierId": None, "expected": {"count": 1, "total": "2.50"},
                                     "actual": {"count": 1, "total": "2.50"},
                                     "difference": {"count": 0, "total": "0.00"}}]
