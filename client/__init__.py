@@ -9,6 +9,7 @@ Only the endpoint address differs between our gateway and a real SEQR service.
     result = reconcile(read_journal("journal.csv"), report)
 
 The raw zeep service proxy, for calls `SeqrClient` does not wrap: `zeep_service(endpoint)`.
+What a back office makes of it (settlement report, Hii Retail, Sharespine): `client.backoffice`.
 """
 
 from client.errors import (

@@ -14,11 +14,14 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from client.backoffice.command import OWN_FORMATS, BackOffice
+from client.backoffice.command import add_options as add_backoffice_options
+from client.backoffice.formats import FORMATS as BACKOFFICE_FORMATS
 from client.errors import SeqrClientError, SeqrError, WaitTimeoutError
 from client.journal import read_journal
 from client.output import Output, show_payment, show_reconciliation, write_report
-from client.reconcile import money, reconcile
-from client.reports import report_kind
+from client.reconcile import Reconciliation, money, reconcile
+from client.reports import ReportDocument, report_kind
 from client.results import RESELLERUSER, TERMINALID, Invoice, PaymentStatus
 from client.service import (
     FIRST_POLL_AFTER,
@@ -249,7 +252,8 @@ def _format_of(path: Path | None) -> str | None:
 def cmd_reconcile(args: argparse.Namespace, client: SeqrClient, out: Output) -> int:
     journal = read_journal(args.journal)  # a bad journal stops us before anything changes
     terminal = _own_terminal(args, client)
-    out.json_mode = out.json_mode or args.format == "json"
+    office = BackOffice.prepare(args, client, terminal, journal=True)  # so do its rules
+    out.json_mode = out.json_mode or (office.fmt == "json" and args.output is None)
     period = args.period
     if period is None:
         closed = client.close_period(terminal)
@@ -267,8 +271,63 @@ def cmd_reconcile(args: argparse.Namespace, client: SeqrClient, out: Output) -> 
                       f"--period {period}" + (f" --terminal {terminal}" if terminal else ""))
         raise
     result = reconcile(journal, document, args.tolerance, terminal_id=terminal)
-    show_reconciliation(out, result)
+    _deliver(out, office, document, result)
     return EXIT_OK if result.is_clean else EXIT_DISCREPANCIES
+
+
+def _deliver(out: Output, office: BackOffice, document: ReportDocument,
+             result: Reconciliation) -> None:
+    """The result in the chosen format (to -o FILE or stdout); then the period is
+    remembered and --notify-url told. Neither of those changes the exit code."""
+    period = office.period(document, result)
+    verdict = "everything matches" if result.is_clean else \
+        f"{result.discrepancy_count} discrepancies"
+    if office.is_document:
+        office.write(period, out.out)
+    elif office.output is not None:
+        with office.output.open("w", encoding="utf-8", newline="") as file:
+            show_reconciliation(Output(json_mode=office.fmt == "json", stdout=file), result)
+    else:
+        show_reconciliation(out, result)
+    if office.output is not None:
+        out.note(f"{verdict}; wrote {office.fmt or 'table'} to {office.output}")
+        if out.json_mode:
+            out.json(result.as_dict())
+    problem = office.record(period, result)
+    if problem:
+        _warn(out, problem)
+    notice = office.send_notice(result)
+    if notice is not None:
+        if notice.startswith("notified"):
+            out.note(notice)
+        else:
+            _warn(out, notice)
+
+
+def _warn(out: Output, text: str) -> None:
+    """A problem that does not change the outcome: on stderr even with --quiet."""
+    print(f"seqr-client: warning: {text}", file=out.err, flush=True)
+
+
+def cmd_export(args: argparse.Namespace, client: SeqrClient, out: Output) -> int:
+    terminal = _own_terminal(args, client)
+    office = BackOffice.prepare(args, client, terminal, journal=False)
+    period = args.period
+    if period is None:
+        closed = client.close_period(terminal)
+        period = closed.period_id
+        out.note(f"closed the {closed.scope} period {period}")
+    report_id = TERMINAL_DETAILS if terminal else SHOP_DETAILS
+    with out.waiting(f"{report_id} of period {period}") as on_poll:
+        document = client.fetch_report(report_id, period, terminal, timeout=args.wait,
+                                       poll_interval=args.poll_interval,
+                                       first_poll_after=args.first_poll_after,
+                                       on_poll=on_poll)
+    office.write(office.period(document, None), out.out)
+    if office.output is not None:
+        out.note(f"wrote {office.fmt} of period {period} ({len(document.rows)} "
+                 f"transactions) to {office.output}")
+    return EXIT_OK
 
 
 # --- the parser --------------------------------------------------------------------------
@@ -442,8 +501,25 @@ def build_parser() -> argparse.ArgumentParser:
                        help="close the current period first (the default)")
     cmd.add_argument("--tolerance", type=_tolerance, default=Decimal(0), metavar="AMOUNT",
                      help="accepted difference per transaction (default 0)")
-    cmd.add_argument("--format", choices=("table", "json"), default=None,
-                     help="table (default) or json")
+    cmd.add_argument("--format", choices=(*OWN_FORMATS, *BACKOFFICE_FORMATS), default=None,
+                     help="table (default), json, or a back-office output: "
+                          + ", ".join(BACKOFFICE_FORMATS))
+    add_backoffice_options(cmd, reconcile=True)
+    _waiting(cmd, REPORT_POLL_INTERVAL, "report", True)
+
+    cmd = command("export", cmd_export,
+                  "a closed period (--period) or the current one (--close) in a back-office "
+                  "format that needs no journal")
+    cmd.add_argument("--format", required=True, choices=BACKOFFICE_FORMATS,
+                     help="sharespine-zreport, sharespine-settlement or sharespine-events "
+                          "(html, pdf and hii-recount compare with a journal: reconcile)")
+    cmd.add_argument("--terminal", metavar="TERMINAL_ID",
+                     help="a terminal period (STD_RECON_007); default: the shop (003), "
+                          "or the till these credentials are")
+    which = cmd.add_mutually_exclusive_group(required=True)
+    which.add_argument("--period", metavar="PERIOD_ID", help="an already closed period")
+    which.add_argument("--close", action="store_true", help="close the current period first")
+    add_backoffice_options(cmd, reconcile=False)
     _waiting(cmd, REPORT_POLL_INTERVAL, "report", True)
     return parser
 

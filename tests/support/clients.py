@@ -8,9 +8,12 @@
   refunds, remembering what it did as a register journal would.
 """
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -32,10 +35,17 @@ from wsdl.resultcodes import ResultCode
 CLI = [sys.executable, "-m", "client.cli"]
 
 
+#: where CLI runs keep their state (the periods reconciled) unless a test says otherwise
+STATE_HOME = tempfile.mkdtemp(prefix="seqr-client-state-")
+atexit.register(shutil.rmtree, STATE_HOME, True)
+
+
 def cli_env(**values: str) -> dict[str, str]:
-    """The environment of a CLI run: no SEQR_* settings of ours leak in, only `values`."""
+    """The environment of a CLI run: no SEQR_* settings of ours leak in, only `values`;
+    its state file in a temporary folder, not the user's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEQR_")}
     env.pop("COLUMNS", None)
+    env["XDG_STATE_HOME"] = STATE_HOME
     env.update(values)
     return env
 
