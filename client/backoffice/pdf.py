@@ -77,9 +77,12 @@ def _latin(value: str) -> str:
 
 
 def _facts(report: SettlementReport) -> Table:
-    rows = [[Paragraph(f"<b>{_text(name)}</b>", _TEXT), Paragraph(_text(value), _TEXT)]
-            for name, value in report.facts]
-    table = Table(rows, colWidths=(28 * mm, WIDTH - 28 * mm), hAlign="LEFT")
+    cells = [Paragraph(f"<b>{_text(name)}</b>" if i % 2 == 0 else _text(text), _TEXT)
+             for name, value in report.facts for i, text in enumerate((name, value))]
+    rows = [cells[i:i + 4] for i in range(0, len(cells), 4)]
+    label, half = 22 * mm, WIDTH / 2
+    table = Table(rows, colWidths=(label, half - label, 28 * mm, half - 28 * mm),
+                  hAlign="LEFT")
     table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"),
                                ("TOPPADDING", (0, 0), (-1, -1), 0.5),
                                ("BOTTOMPADDING", (0, 0), (-1, -1), 0.5),

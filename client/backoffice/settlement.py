@@ -146,16 +146,16 @@ def settlement_report(period: Period, *, threshold: Decimal = Decimal(0),
         line += f" {flagged_count} difference(s) beyond the review threshold."
     scope = f"terminal {period.terminal_id}" if period.terminal_id else \
         "the shop (every terminal)"
-    facts = (
+    facts = (  # in pairs: two to a line
         ("Shop", period.shop_id or "?"),
-        ("Scope", scope),
-        ("Period", period.period_id),
-        ("From", _when(period.start, "the previous close of this scope")),
-        ("To", _when(period.end, "?")),
         ("Business date", period.business_date.isoformat()),
-        ("Compared", f"the register's journal with SEQR's {period.report_id}, tolerance "
-                     f"{money(result.tolerance)} per transaction"),
+        ("Scope", scope),
         ("Review threshold", money(threshold)),
+        ("Period", period.period_id),
+        ("Tolerance", f"{money(result.tolerance)} per transaction"),
+        ("From", _when(period.start, "the previous close of this scope")),
+        ("Compared", f"SEQR's {period.report_id} with the register's journal"),
+        ("To", _when(period.end, "?")),
         ("Generated", _when(generated, "")),
     )
     return SettlementReport(
@@ -192,20 +192,16 @@ def _matching(period: Period) -> Section:
     result = period.reconciliation
     assert result is not None
     counts = result.matching()
-    rows = (
-        ("Matched", str(counts["matched"]), "in both, same amount, terminal and cashier"),
-        ("Unmatched", str(counts["unmatched"]), "in the register, not in SEQR"),
-        ("Missing", str(counts["missing"]), "in SEQR, not in the register"),
-        ("Amount discrepancies", str(counts["amountDiscrepancies"]),
-         f"in both, amounts differ by more than {money(result.tolerance)}"),
-        ("Terminal mismatches", str(len(result.terminal_mismatches)),
-         "in both, at another terminal"),
-        ("Cashier mismatches", str(len(result.cashier_mismatches)),
-         "in both, with another cashier"),
-    )
-    flagged = frozenset(i for i, row in enumerate(rows) if i and row[1] != "0")
-    return Section("Matching", ("", "Count", "Meaning"), (False, True, False), rows,
-                   flagged=flagged, widths=(2, 1, 6))
+    row = (str(counts["matched"]), str(counts["unmatched"]), str(counts["missing"]),
+           str(counts["amountDiscrepancies"]), str(len(result.terminal_mismatches)),
+           str(len(result.cashier_mismatches)))
+    return Section(
+        "Matching", ("Matched", "Unmatched", "Missing", "Amount discrepancies",
+                     "Terminal mismatches", "Cashier mismatches"), (True,) * 6, (row,),
+        note="matched: in both, the same amount, terminal and cashier; unmatched: in the "
+             "register, not in SEQR; missing: in SEQR, not in the register; amount "
+             f"discrepancies: in both, amounts differ by more than {money(result.tolerance)}",
+        flagged=frozenset() if result.is_clean else frozenset({0}))
 
 
 def _discrepancy_lists(period: Period) -> list[Section]:
