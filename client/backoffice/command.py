@@ -233,8 +233,10 @@ class BackOffice:
     def period(self, document: ReportDocument, result: Reconciliation | None) -> Period:
         end = self.end or reference_time(document.period_id)
         start = self.start
-        if start is None:
-            start = self.ledger.previous_end(self.scope, end, document.period_id)
+        if start is None and document.period_id:  # as recorded, or where the last one ended
+            known = self.ledger.find(self.scope, document.period_id)
+            start = known.start if known is not None and known.start is not None else \
+                self.ledger.previous_end(self.scope, end, document.period_id)
         return period_facts(document, result, currency=self.currency, start=start, end=end,
                             business_date=self.business_date)
 

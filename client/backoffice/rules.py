@@ -113,6 +113,11 @@ class PeriodLedger:
                 "move it away (it only remembers which periods were reconciled) or give "
                 "another --state-file") from error
 
+    def find(self, scope: str, period_id: str) -> ReconciledPeriod | None:
+        """The record of a period reconciled before, if any."""
+        return next((p for p in self.periods()
+                     if p.scope == scope and p.period_id == period_id), None)
+
     def previous_end(self, scope: str, before: datetime | None,
                      period_id: str | None = None) -> datetime | None:
         """The latest end of a period reconciled for `scope` no later than `before`: where
