@@ -325,6 +325,12 @@ def test_a_journal_with_a_duplicate_entry_is_refused_naming_both_lines(
     assert f"line 4: ersReference {reference} again (first on line 2)" in run.stderr
     assert "closed" not in run.stderr and not (tmp_path / "r.pdf").exists()
 
+    journal.write_text("ersReference,terminalId,cashierId,amount,type\n")  # a quiet day
+    no_tenant = run_cli("reconcile", "--journal", str(journal), "--format", "hii-recount",
+                        *FAST, *shop_args(server, shop))
+    assert no_tenant.returncode == 2 and "needs a tenantId" in no_tenant.stderr
+    assert "closed" not in no_tenant.stderr  # refused before the period was closed
+
 
 def test_period_spans_must_be_ordered_and_must_not_overlap(day: Day, tmp_path: Path) -> None:
     state = tmp_path / "periods.json"
