@@ -96,7 +96,7 @@ INVOICE_RE = re.compile(rb"<invoiceReference>(\d{13})</invoiceReference>")
 STATUS_RE = re.compile(rb"<status>([A-Z_]+)</status>")
 
 
-# --- envelopes, shaped like ../shared/seqr/samples (unqualified children, ext: prefix) ------
+# --- envelopes, shaped like tests/data/samples (unqualified children, ext: prefix) ------
 
 
 def envelope(operation: str, inner: str = "") -> bytes:

@@ -11,6 +11,7 @@ pytest.register_assert_rewrite("tests.support")
 
 from gateway.config import Settings  # noqa: E402
 from gateway.wire.app import create_app  # noqa: E402
+from tests.support import isolation  # noqa: E402
 from tests.support.databases import (  # noqa: E402
     POSTGRESQL,
     SKIP_REASON,
@@ -19,6 +20,8 @@ from tests.support.databases import (  # noqa: E402
     new_database_url,
 )
 from tests.support.servers import GatewayServer, InProcess, Shop, make_shop  # noqa: E402
+
+isolation.install()  # no test may read beside the repository (see tests/support/isolation.py)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -31,6 +34,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             pass
     except Exception as error:  # noqa: BLE001 - reported as the reason the run stops
         pytest.exit(f"SEQR_TEST_DATABASE_URL={url} is unreachable: {error}", returncode=3)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A read outside the repository fails the run, even if the code that did it caught it."""
+    if isolation.refused and exitstatus == 0:
+        print(f"\nread outside the repository: {sorted(set(isolation.refused))}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session", params=[SQLITE, POSTGRESQL], autouse=True)

@@ -1,4 +1,4 @@
-"""Every wire sample of ../shared/seqr/samples, posted byte for byte, and the raw answers.
+"""Every wire sample of tests/data/samples, posted byte for byte, and the raw answers.
 
 A sample is the documentation's own envelope (`ext:` prefix, unqualified children, empty
 Header); only its upper-case placeholders are replaced. The answers are checked as bytes

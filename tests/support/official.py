@@ -1,10 +1,9 @@
-"""The official contract as tests read it: the WSDL and wire samples of ../shared/seqr, and
-the WSDL's schema normalised into plain data (`normalise_schema`) so types compare field by
-field.
+"""The official contract as tests read it: the official WSDL (shipped in wsdl/) and the wire
+samples (tests/data/samples), and the WSDL's schema normalised into plain data
+(`normalise_schema`) so types compare field by field.
 """
 
 import copy
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,20 +11,14 @@ from lxml import etree
 
 from tests.support.envelopes import NS
 
-_BESIDE = Path(__file__).resolve().parents[3] / "shared" / "seqr"
-
-
-# CI clones next to shared/ too, but be explicit when it is not
-SHARED = _BESIDE if _BESIDE.exists() else Path(
-    os.environ.get("SEQR_SHARED", "../shared/seqr")).resolve()
-
-
-OFFICIAL_WSDL = SHARED / "ERSWSExternalClientService.wsdl"
-SAMPLES = SHARED / "samples"
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO / "tests" / "data"
+OFFICIAL_WSDL = REPO / "wsdl" / "ERSWSExternalClientService.wsdl"  # the official file, as is
+SAMPLES = DATA / "samples"  # SOAP requests shaped as the SEQR documentation shows them
 
 
 def sample(name: str, **values: str) -> bytes:
-    """A wire sample of ../shared/seqr/samples, byte for byte but for its placeholders."""
+    """A wire sample of tests/data/samples, byte for byte but for its placeholders."""
     data = (SAMPLES / name).read_bytes()
     for key, value in values.items():
         data = data.replace(key.encode(), value.encode())

@@ -1,0 +1,57 @@
+"""The suite reads nothing beside the repository: a guard on every file the test process opens.
+
+Users clone the repository alone; the development machines have a `shared` folder beside
+it (the SEQR documentation). A test that read from there would pass here and fail for every
+user, so any open (or directory listing) of a path under the repository's parent folder
+`shared` is refused while the suite runs, whether that folder exists or not. The refusal is a
+`ReadOutsideRepository` (not an OSError, so that no "file missing" fallback swallows it), and
+is also recorded, so that `pytest_sessionfinish` fails the run if some code caught it anyway.
+
+`.ci/run` goes further: it runs the whole suite in a copy of the repository with nothing
+beside it (so the gateway processes the tests start are covered too), and
+tests/test_self_contained.py collects the suite in such a copy.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+FORBIDDEN = (REPO.parent / "shared",)
+_EVENTS = {"open", "os.listdir", "os.scandir"}
+
+refused: list[str] = []
+
+
+class ReadOutsideRepository(RuntimeError):
+    """A test read a file that users do not have."""
+
+
+def forbidden(path: object) -> bool:
+    if isinstance(path, int) or path is None:  # a file descriptor: opened before
+        return False
+    try:
+        text = os.path.abspath(os.fsdecode(path))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return any(text == str(root) or text.startswith(str(root) + os.sep) for root in FORBIDDEN)
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    if event in _EVENTS and args and forbidden(args[0]):
+        path = os.fsdecode(args[0])  # type: ignore[arg-type]
+        refused.append(path)
+        raise ReadOutsideRepository(
+            f"a test read {path}, outside the repository: users do not have it; "
+            "copy what the tests need into tests/data/")
+
+
+_installed = False
+
+
+def install() -> None:
+    """Start guarding (once per process: audit hooks cannot be removed)."""
+    global _installed
+    if not _installed:
+        sys.addaudithook(_audit)
+        _installed = True
