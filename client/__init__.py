@@ -18,6 +18,7 @@ from client.errors import (
     EndpointUnreachableError,
     JournalError,
     NotFoundError,
+    PeriodMismatchError,
     ProtocolError,
     ReportFormatError,
     ReportNotReadyError,
@@ -48,7 +49,8 @@ from wsdl.resultcodes import ResultCode
 __all__ = [
     "BINDING", "AccessDeniedError", "AuthenticationError", "ClosedPeriod", "DetailRow",
     "EndpointUnreachableError", "Invoice", "InvoiceRow", "JournalEntry", "JournalError",
-    "NotFoundError", "PaymentStatus", "Poll", "Principal", "PrincipalInfo", "ProtocolError",
+    "NotFoundError", "PaymentStatus", "PeriodMismatchError", "Poll", "Principal",
+    "PrincipalInfo", "ProtocolError",
     "Receipt", "Reconciliation", "ReportDocument", "ReportFormatError", "ReportNotReadyError",
     "RequestTimeoutError", "ResultCode", "SentInvoice", "SeqrClient", "SeqrClientError",
     "SeqrError", "ServiceBusyError", "SummaryRow", "Totals", "TransportError",

@@ -11,15 +11,17 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from client.backoffice.command import OWN_FORMATS, BackOffice
 from client.backoffice.command import add_options as add_backoffice_options
 from client.backoffice.formats import FORMATS as BACKOFFICE_FORMATS
-from client.errors import SeqrClientError, SeqrError, WaitTimeoutError
+from client.errors import PeriodMismatchError, SeqrClientError, SeqrError, WaitTimeoutError
 from client.journal import read_journal
-from client.output import Output, show_payment, show_reconciliation, write_report
+from client.output import Output, PipeSafe, show_payment, show_reconciliation, write_report
 from client.reconcile import Reconciliation, money, reconcile
 from client.reports import ReportDocument, report_kind
 from client.results import RESELLERUSER, TERMINALID, Invoice, PaymentStatus
@@ -29,6 +31,7 @@ from client.service import (
     REPORT_POLL_INTERVAL,
     SeqrClient,
 )
+from wsdl import redact
 from wsdl.catalog import SHOP_DETAILS, TERMINAL_DETAILS
 from wsdl.resultcodes import ResultCode
 
@@ -87,6 +90,7 @@ def connection(args: argparse.Namespace) -> Connection:
         raise ConfigurationError(
             "no endpoint", "give --endpoint URL or set SEQR_ENDPOINT, e.g. "
             "http://127.0.0.1:8080/extclientproxy/service/v2")
+    _check_endpoint(endpoint)
     principal_id = _setting(args, "principal_id", "SEQR_PRINCIPAL_ID")
     if not principal_id:
         raise ConfigurationError(
@@ -109,6 +113,19 @@ def connection(args: argparse.Namespace) -> Connection:
         retries=_number(args, "retries", "SEQR_RETRIES", 3, int),
         backoff=_number(args, "retry_backoff", "SEQR_RETRY_BACKOFF", 1.0),
     )
+
+
+def _check_endpoint(endpoint: str) -> None:
+    parts = urlsplit(endpoint)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return
+    if "://" not in endpoint:
+        raise ConfigurationError(
+            f"endpoint {endpoint!r} has no http:// or https://",
+            f"write the URL in full, e.g. --endpoint http://{endpoint.lstrip('/')}")
+    raise ConfigurationError(
+        f"endpoint {endpoint!r} is not an http(s) URL",
+        "give --endpoint (or SEQR_ENDPOINT) as http://HOST:PORT/extclientproxy/service/v2")
 
 
 def make_client(args: argparse.Namespace) -> SeqrClient:
@@ -163,7 +180,8 @@ def cmd_pay(args: argparse.Namespace, client: SeqrClient, out: Output) -> int:
     sent = client.send_invoice(invoice)
     reference = sent.invoice_reference
     out.note(f"invoice {reference} sent for {money(args.amount)} {invoice.currency} "
-             f"({sent.qr_code}); waiting for the buyer")
+             f"({sent.qr_code}); waiting for the buyer (on the emulator: "
+             f"seqr-gateway simulate pay {reference})")
     try:
         with out.waiting(f"invoice {reference}") as on_poll:
             status = client.wait_for_payment(reference, timeout=args.wait,
@@ -255,10 +273,11 @@ def cmd_reconcile(args: argparse.Namespace, client: SeqrClient, out: Output) -> 
     office = BackOffice.prepare(args, client, terminal, journal=True)  # so do its rules
     out.json_mode = out.json_mode or (office.fmt == "json" and args.output is None)
     period = args.period
+    scope = None
     if period is None:
         closed = client.close_period(terminal)
-        period = closed.period_id
-        out.note(f"closed the {closed.scope} period {period}")
+        period, scope = closed.period_id, closed.scope
+        out.note(f"closed the {scope} period {period}")
     report_id = TERMINAL_DETAILS if terminal else SHOP_DETAILS
     try:
         with out.waiting(f"{report_id} of period {period}") as on_poll:
@@ -271,6 +290,9 @@ def cmd_reconcile(args: argparse.Namespace, client: SeqrClient, out: Output) -> 
                       f"--period {period}" + (f" --terminal {terminal}" if terminal else ""))
         raise
     result = reconcile(journal, document, args.tolerance, terminal_id=terminal)
+    if scope is not None and result.expected.count and \
+            len(result.missing_in_seqr) == result.expected.count:
+        raise _not_this_period(result.expected.count, len(document.details), scope, period)
     _deliver(out, office, document, result)
     return EXIT_OK if result.is_clean else EXIT_DISCREPANCIES
 
@@ -328,6 +350,17 @@ def cmd_export(args: argparse.Namespace, client: SeqrClient, out: Output) -> int
         out.note(f"wrote {office.fmt} of period {period} ({len(document.rows)} "
                  f"transactions) to {office.output}")
     return EXIT_OK
+
+
+def _not_this_period(entries: int, rows: int, scope: str, period: str) -> PeriodMismatchError:
+    """A re-run: the period this run closed holds none of the journal's transactions."""
+    held = "no transactions" if rows == 0 else f"{rows} other transaction(s)"
+    return PeriodMismatchError(
+        f"none of the journal's {entries} transaction(s) is in the {scope} period {period} "
+        f"that this run just closed (it holds {held}); nothing compared",
+        "the journal's transactions are in an earlier period, most likely closed by an earlier "
+        "reconcile, which printed \"closed the ... period ID\": run again with --period ID "
+        f"(to compare with the new period anyway: --period {period})")
 
 
 # --- the parser --------------------------------------------------------------------------
@@ -413,6 +446,13 @@ def _waiting(parser: argparse.ArgumentParser, interval: float, what: str,
                                  f"its report (default {FIRST_POLL_AFTER:g})")
 
 
+def _version() -> str:
+    try:
+        return metadata.version("seqr-emulator")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seqr-client",
@@ -420,6 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "reconciliation against a SEQR endpoint (ours or the real one).",
         epilog="Exit codes: 0 done / everything matches, 1 discrepancies (pay: not paid), "
                "2 errors.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     _common(parser, None)
     common = argparse.ArgumentParser(add_help=False)
     _common(common, argparse.SUPPRESS)
@@ -543,12 +584,24 @@ def _configure_logging(verbose: bool, quiet: bool) -> None:
                                                "%(message)s"))
     else:
         handler.setFormatter(logging.Formatter("seqr-client: %(message)s"))
+    redact.install(handler)  # -v shows every SOAP envelope: never the passwords in them
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command's exit code. A closed stdout or stderr (`| head -1`) does not change it."""
+    real = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = PipeSafe(sys.stdout), PipeSafe(sys.stderr)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout.flush()
+        sys.stdout, sys.stderr = real
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     out = Output(quiet=args.quiet, json_mode=args.json)
     _configure_logging(args.verbose, args.quiet)

@@ -5,6 +5,8 @@ subclasses name the common ones. `TransportError` is everything below that: the 
 cannot be reached, does not answer in time, or does not answer like a SEQR service.
 """
 
+import re
+
 from wsdl.resultcodes import ResultCode, code_name
 
 
@@ -31,7 +33,8 @@ class SeqrError(SeqrClientError):
         where = f"{operation}: " if operation else ""
         text = f"{where}{code} {self.name}" + (f" ({self.detail})" if self.detail else "")
         text += f", {note}" if note else ""
-        super().__init__(text, hint if hint is not None else hint_for(code, operation))
+        super().__init__(text, hint if hint is not None
+                         else hint_for(code, operation, self.detail))
 
 
 class AuthenticationError(SeqrError):
@@ -74,6 +77,11 @@ class WaitTimeoutError(SeqrClientError):
     """A report or a payment did not reach its end before the client stopped waiting."""
 
 
+class PeriodMismatchError(SeqrClientError):
+    """reconcile closed a new period that holds none of the journal's transactions (a second
+    run on the same journal): nothing is compared."""
+
+
 class ReportFormatError(SeqrClientError):
     """A report document the client cannot read."""
 
@@ -107,7 +115,7 @@ _HINTS: dict[int, str] = {
     ResultCode.ACCESS_DENIED:
         "this principal may not do that: shop work (registering terminals, shop periods and "
         "reports) needs RESELLERUSER credentials, and a terminal only reaches its own invoices "
-        "and periods; a terminal password needs at least 4 characters",
+        "and periods",
     ResultCode.INVALID_NEW_PASSWORD: "choose a password of at least 4 characters",
     ResultCode.INVALID_ERS_REFERENCE:
         "unknown reference: check the ersReference (or transaction period) you gave",
@@ -121,7 +129,7 @@ _HINTS: dict[int, str] = {
         "(or SEQR_PRINCIPAL_ID and SEQR_USER_ID)",
     ResultCode.PAYMENT_IN_PROGRESS: "the buyer is paying this invoice: it can no longer change",
     ResultCode.INVALID_INVOICE_DATA:
-        "the invoice was refused: check the amount (positive, at most 2 decimals) and the "
+        "the invoice was refused: check the amounts (positive, not too many decimals) and the "
         "currency (ISO 4217, e.g. SEK)",
     ResultCode.CANNOT_CANCEL_PAID_INVOICE: "the invoice is paid: refund it instead",
     ResultCode.CANNOT_CANCEL_INVOICE_IN_PROGRESS:
@@ -159,8 +167,55 @@ _OPERATION_HINTS: dict[tuple[int, str], str] = {
 }
 
 
-def hint_for(code: int, operation: str = "") -> str | None:
-    """What a person should do about `code` coming back from `operation`."""
+# The cause the service gave (the text after `NAME: ` in resultDescription), when it names
+# one: each pattern is matched against that detail, and its hint (a format string over the
+# pattern's named groups) replaces the code's general hint. A real SEQR gives no detail, so
+# the general hints above stay what it gets.
+_CAUSE_HINTS: dict[int, tuple[tuple[re.Pattern[str], str], ...]] = {
+    ResultCode.ACCESS_DENIED: (
+        (re.compile(r"needs a RESELLERUSER principal"),
+         "this is the shop's work: call it with the shop user's credentials "
+         "(--principal-id SHOP --user-id USER, principal type RESELLERUSER)"),
+        (re.compile(r"needs a TERMINALID principal"),
+         "this is a till's work: call it with the terminal's credentials "
+         "(--principal-type TERMINALID --principal-id TERMINAL_ID)"),
+        (re.compile(r"password must have at least (?P<n>\d+) characters"),
+         "choose a terminal password of at least {n} characters (--terminal-password)"),
+        (re.compile(r"^(?P<what>terminal|transaction period|reseller) (?P<id>\S+) is not yours"),
+         "{what} {id} belongs to another shop (or, for a till, to another terminal): check "
+         "the id, and that you call with the credentials of the shop or till it belongs to"),
+        (re.compile(r"a terminal may close only its own period"),
+         "a till closes only its own period: give --terminal with its own terminalId, or "
+         "close the shop's period with the shop user's credentials"),
+        (re.compile(r"a terminal may fetch only the reports of its own periods"),
+         "a till fetches only the reports of its own periods: use a period its close-period "
+         "printed, or the shop user's credentials"),
+        (re.compile(r"^no user (?P<user>\S+) in reseller"),
+         "user {user} is not in that shop: check --user-id"),
+    ),
+    ResultCode.INVALID_INVOICE_DATA: (
+        (re.compile(r"has more than (?P<n>\d+) decimals"),
+         "round the amount to at most {n} decimals"),
+        (re.compile(r"is not an ISO 4217 code"),
+         "give the currency as an ISO 4217 code, e.g. --currency SEK"),
+        (re.compile(r"must be more than 0"), "amounts must be more than 0"),
+        (re.compile(r"too large: it must be less than (?P<max>\S+)"),
+         "the total must be less than {max}: split the sale"),
+        (re.compile(r"the refund is in (?P<given>\w+), the payment was in (?P<paid>\w+)"),
+         "refund in the payment's currency: --currency {paid}"),
+        (re.compile(r"is in (?P<given>\w+), the invoice in (?P<currency>\w+)"),
+         "every row's amounts must be in the invoice's currency ({currency})"),
+    ),
+}
+
+
+def hint_for(code: int, operation: str = "", detail: str | None = None) -> str | None:
+    """What a person should do about `code` coming back from `operation`, for the cause
+    (`detail`) the service gave when it gave one."""
+    for pattern, hint in _CAUSE_HINTS.get(code, ()) if detail else ():
+        found = pattern.search(detail or "")
+        if found:
+            return hint.format(**found.groupdict())
     return _OPERATION_HINTS.get((code, operation)) or _HINTS.get(code)
 
 

@@ -1,7 +1,11 @@
 """What the CLI shows: results on stdout (text, rich tables or JSON), progress on stderr.
 
 While it waits the CLI shows a live spinner with the elapsed time and the poll count when
-stderr is a terminal, one plain line per poll when it is not, and nothing with --quiet.
+stderr is a terminal, a plain line whenever the state changes when it is not (a log file or
+CI gets the changes, not a line a second), and nothing with --quiet.
+
+A closed stdout or stderr (`seqr-client ... | head -1`) silences the rest of the output: the
+command still finishes and exits with its own code, as Unix tools do.
 """
 
 import csv
@@ -24,6 +28,57 @@ from client.results import PaymentStatus, Poll
 from client.service import OnPoll
 
 PLAIN_WIDTH = 160  # tables written to a file or a pipe: wide enough for ids not to wrap
+
+
+class PipeSafe:
+    """A stream (stdout, stderr, or their binary `buffer`) that a closed pipe silences.
+
+    When the reader goes away (`| head -1`) the first failed write points the descriptor at
+    /dev/null, so that nothing later (not even the interpreter's last flush) fails, and every
+    write after that is dropped. The command runs to its end and keeps its exit code."""
+
+    def __init__(self, stream: Any, owner: "PipeSafe | None" = None) -> None:
+        self._stream = stream
+        self._owner = owner
+
+    @property
+    def broken(self) -> bool:
+        return self._owner.broken if self._owner is not None else bool(
+            self.__dict__.get("_broken"))
+
+    def _break(self) -> None:
+        if self._owner is not None:
+            self._owner._break()
+            return
+        self.__dict__["_broken"] = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # not a real descriptor: drop writes
+            pass
+
+    def write(self, data: Any) -> int:
+        if not self.broken:
+            try:
+                return int(self._stream.write(data))
+            except BrokenPipeError:
+                self._break()
+        return len(data)
+
+    def flush(self) -> None:
+        if not self.broken:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._break()
+
+    @property
+    def buffer(self) -> "PipeSafe":
+        return PipeSafe(self._stream.buffer, owner=self)
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, ...
+        return getattr(self._stream, name)
 
 
 class Output:
@@ -50,7 +105,12 @@ class Output:
             with _Spinner(Console(file=self.err), label) as spinner:
                 yield spinner.update
         else:
-            def line(poll: Poll) -> None:
+            shown: list[str] = []
+
+            def line(poll: Poll) -> None:  # a log (CI, a file) gets the changes, not every poll
+                if shown and shown[-1] == poll.state:
+                    return
+                shown.append(poll.state)
                 when = f" (poll {poll.count}, {poll.elapsed:.1f} s elapsed)" if poll.count \
                     else ""
                 print(f"seqr-client: {label}: {poll.state}{when}", file=self.err, flush=True)

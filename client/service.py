@@ -49,9 +49,11 @@ from client.results import (
     to_decimal,
     utc,
 )
-from wsdl import BINDING, wsdl_path
+from wsdl import BINDING, redact, wsdl_path
 
 log = logging.getLogger(__name__)
+# zeep logs each envelope at DEBUG, passwords and all: masked for any handler of any program
+redact.install(loggers=("zeep.transports",))
 
 
 #: the register cadence of the SEQR manual: wait ~3 s after the mark, then ask every 3-5 s
@@ -286,11 +288,11 @@ class SeqrClient:
                 on_poll(Poll(count, elapsed, status.status))
             if status.status in FINAL_STATUSES:
                 return status
-            if elapsed + interval > timeout:
+            if elapsed >= timeout:
                 raise WaitTimeoutError(
                     f"invoice {invoice_reference} still {status.status} after {elapsed:.0f} s",
-                    "the buyer has not paid: cancel the invoice or wait longer (--timeout)")
-            self._sleep(interval)
+                    "the buyer has not paid: cancel the invoice or wait longer (--wait)")
+            self._sleep(_until_next_poll(interval, timeout - elapsed))
 
     def cancel_invoice(self, invoice_reference: str) -> None:
         self.call("cancelInvoice", invoice_reference)
@@ -369,18 +371,24 @@ class SeqrClient:
                 elapsed = time.monotonic() - started
                 if on_poll is not None:
                     on_poll(Poll(count, elapsed, error.name))
-                if elapsed + interval > timeout:
+                if elapsed >= timeout:
                     raise WaitTimeoutError(
                         f"{kind.report_id} of period {period_id} not ready after "
                         f"{elapsed:.0f} s ({count} polls)",
                         "the service is still generating it: fetch it later with "
-                        "`seqr-client report`, or wait longer (--timeout)") from error
-                self._sleep(interval)
+                        "`seqr-client report`, or wait longer (--wait)") from error
+                self._sleep(_until_next_poll(interval, timeout - elapsed))
                 continue
             if on_poll is not None:
                 on_poll(Poll(count, time.monotonic() - started, "ready"))
             return parse_report(raw.content, kind.report_id, title=raw.title,
                                 mime_type=raw.mime_type)
+
+
+def _until_next_poll(interval: float, remaining: float) -> float:
+    """The sleep before the next poll: the interval, or what is left of the wait, so that
+    the last poll comes when the wait runs out (not an interval before it)."""
+    return max(0.0, min(interval, remaining))
 
 
 def _reason(error: Exception) -> str:

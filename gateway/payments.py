@@ -440,15 +440,23 @@ def buyer_fail(session: Session, reference: str, rules: PaymentRules, now: datet
     return row
 
 
-def pay_by_seqr_id(session: Session, seqr_id: str, rules: PaymentRules, now: datetime,
-                   payer_id: str | None = None) -> Invoice:
-    """Scanning the till's sticker pays the terminal's newest open invoice."""
+#: the invoices a buyer action through the till's sticker may reach, by action
+_STICKER_STATES = {
+    "scan": (Invoice.ISSUED,), "pay": (Invoice.ISSUED,), "reserve": (Invoice.ISSUED,),
+    "fail": OPEN_STATES,
+}
+
+
+def sticker_invoice(session: Session, seqr_id: str, action: str = "pay") -> str:
+    """The invoice scanning the till's sticker reaches for `action`: the terminal's newest
+    open one (ISSUED; for `fail` also one waiting for the register's acknowledgment)."""
     terminal = seqr_id_holder(session, seqr_id)
     if terminal is None or terminal.status != Terminal.ACTIVE:
         raise BuyerActionError(f"no terminal has SEQR ID {seqr_id}", not_found=True)
     stmt = (
         select(Invoice)
-        .where(Invoice.terminal_id == terminal.id, Invoice.status == Invoice.ISSUED)
+        .where(Invoice.terminal_id == terminal.id,
+               Invoice.status.in_(_STICKER_STATES[action]))
         .order_by(Invoice.created_at.desc(), Invoice.reference.desc())
         .limit(1)
         .with_for_update()
@@ -456,7 +464,13 @@ def pay_by_seqr_id(session: Session, seqr_id: str, rules: PaymentRules, now: dat
     row = session.scalars(stmt.execution_options(populate_existing=True)).first()
     if row is None:
         raise BuyerActionError(f"terminal with SEQR ID {seqr_id} has no open invoice")
-    return _buyer_pays(session, row, rules, now, payer_id)
+    return row.reference
+
+
+def pay_by_seqr_id(session: Session, seqr_id: str, rules: PaymentRules, now: datetime,
+                   payer_id: str | None = None) -> Invoice:
+    """Scanning the till's sticker pays the terminal's newest open invoice."""
+    return buyer_pay(session, sticker_invoice(session, seqr_id, "pay"), rules, now, payer_id)
 
 
 # --- the clock -----------------------------------------------------------------------------

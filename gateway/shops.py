@@ -38,6 +38,11 @@ def add_reseller(
     return reseller
 
 
+def user_exists(session: Session, reseller_id: str, user_id: str) -> bool:
+    return session.query(ResellerUser.user_id).filter_by(
+        reseller_id=reseller_id, user_id=user_id).first() is not None
+
+
 def has_resellers(session: Session) -> bool:
     return session.scalar(select(Reseller.id).limit(1)) is not None
 

@@ -36,6 +36,7 @@ from tests.support.servers import GatewayServer, Shop, make_shop
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "journal.csv"
 FAST = ["--first-poll-after", "0", "--poll-interval", "0.2", "--wait", "30"]
 T1, T2 = "a" * 32, "b" * 32
+R1, R2, R3, R4 = (f"20260521120000000000000{n:02d}" for n in range(1, 5))  # ersReferences
 ClosedDay = tuple[Shop, list[Till], str]  # the shop, its tills, its closed shop period
 
 
@@ -204,7 +205,7 @@ def test_reconcile_errors_exit_2_without_touching_the_period(server: GatewayServ
                                                              shop: Shop,
                                                              tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
-    bad.write_text("ersReference,terminalId,cashierId,amount,type\n1,t,anna,ten,sale\n")
+    bad.write_text(f"ersReference,terminalId,cashierId,amount,type\n{R1},{T1},anna,ten,sale\n")
     run = run_cli("reconcile", "--journal", str(bad), *FAST, *shop_args(server, shop))
     assert run.returncode == 2 and run.stdout == ""
     assert "line 2" in run.stderr and "'ten'" in run.stderr
@@ -232,24 +233,72 @@ def test_the_example_journal_reads_as_documented() -> None:
 
 def test_journal_rules() -> None:
     header = "type,amount,cashierId,terminalId,ersReference,note\n"  # any order, extra columns
-    entries = parse_journal([header,
-                             "refund,-5.00,NULL,t1,r1,x\n", "\n", "SALE,7,,t1,r2,\n"])
-    assert [(e.ers_reference, e.amount, e.cashier_id, e.kind) for e in entries] == [
-        ("r1", Decimal("-5.00"), None, "refund"), ("r2", Decimal("7"), None, "sale")]
+    entries = parse_journal([header, f"refund,-5.00,NULL,{T1},{R1},x\n", "\n",
+                             f"SALE,7,,{T1.upper()},{R2},\n"])
+    assert [(e.ers_reference, e.terminal_id, e.amount, e.cashier_id, e.kind)
+            for e in entries] == [(R1, T1, Decimal("-5.00"), None, "refund"),
+                                  (R2, T1, Decimal("7"), None, "sale")]
 
+    head = "ersReference,terminalId,cashierId,amount,type\n"
     bad = {
         "ersReference,terminalId,amount,type\n": "missing column(s) cashierId",
-        "ersReference,terminalId,cashierId,amount,type\nr,t,c,-1,sale\n": "sales are positive",
-        "ersReference,terminalId,cashierId,amount,type\nr,t,c,1,void\n": "sale or refund",
-        "ersReference,terminalId,cashierId,amount,type\nr,t,c,1e3,sale\n": "'1e3'",
-        "ersReference,terminalId,cashierId,amount,type\nr,t,c,1,sale\nr,t,c,2,sale\n":
-            "line 3: ersReference r again (first on line 2)",
-        "ersReference,terminalId,cashierId,amount,type\n,t,c,1,sale\n": "no ersReference",
+        f"{head}{R1},{T1},c,-1,sale\n": "sales are positive",
+        f"{head}{R1},{T1},c,1,void\n": "type 'void', expected sale or refund",
+        f"{head}{R1},{T1},c,1e3,sale\n": "amount '1e3': not a decimal like 25.00",
+        f"{head}{R1},{T1},c,0.00,sale\n": "amount '0.00' is zero",
+        f"{head}{R1},{T1},c,1,sale\n{R1},{T1},c,2,sale\n":
+            f"line 3: ersReference {R1} again (first on line 2)",
+        f"{head},{T1},c,1,sale\n": "no ersReference",
+        f"{head}{R1},,c,1,sale\n": "no terminalId",
+        f"{head}r1,{T1},c,1,sale\n": "line 2: ersReference 'r1' cannot be SEQR's: SEQR's are "
+                                      "25 digits",
+        f"{head}{R1},Till 1,c,1,sale\n": "line 2: terminalId 'Till 1' cannot be SEQR's: SEQR's "
+                                         "are 32 hexadecimal characters",
+        f"{head}{R1},{T1},c\n": "line 2: 3 fields, the header has 5 columns",
         "": "empty",
     }
     for text, message in bad.items():
-        with pytest.raises(JournalError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        with pytest.raises(JournalError) as raised:
             parse_journal(text.splitlines(keepends=True))
+        assert message in raised.value.message, (text, raised.value.message)
+
+
+def test_journals_of_swedish_tills_decimal_commas_and_semicolons() -> None:
+    """Swedish tills export `;`-separated files with decimal commas; a decimal comma in a
+    `,`-separated file is named as the problem it is."""
+    semicolons = parse_journal(["ersReference;terminalId;cashierId;amount;type\n",
+                                f"{R1};{T1};anna;12,50;sale\n", f"{R2};{T1};;2,5;refund\n"])
+    assert [(e.ers_reference, e.amount, e.cashier_id) for e in semicolons] == [
+        (R1, Decimal("12.50"), "anna"), (R2, Decimal("-2.5"), None)]
+    tabs = parse_journal(["ersReference\tterminalId\tcashierId\tamount\ttype\n",
+                          f"{R1}\t{T1}\tanna\t12,50\tsale\n"])
+    assert tabs[0].amount == Decimal("12.50")
+    quoted = parse_journal(["ersReference,terminalId,cashierId,amount,type\n",
+                            f'{R1},{T1},anna,"12,50",sale\n'])
+    assert quoted[0].amount == Decimal("12.50")
+
+    with pytest.raises(JournalError) as comma:
+        parse_journal(["ersReference,terminalId,cashierId,amount,type\n",
+                       f"{R1},{T1},anna,12,50,sale\n"])
+    assert comma.value.message == (
+        "journal: line 2: 6 fields, the header has 5 columns: the amount '12,50' looks written "
+        "with a decimal comma, which also separates the columns: write it with a point "
+        "(12.50), quote it (\"12,50\"), or separate the columns with ';'")
+    with pytest.raises(JournalError) as thousands:
+        parse_journal(["ersReference;terminalId;cashierId;amount;type\n",
+                       f"{R1};{T1};anna;1.234,50;sale\n"])
+    assert "amount '1.234,50': thousands separators are not allowed" in thousands.value.message
+    with pytest.raises(JournalError) as header:
+        parse_journal(["Referens;Terminal;Kassör;Belopp;Typ\n"])
+    assert header.value.message == (
+        "journal: line 1: missing column(s) ersReference, terminalId, cashierId, amount, type "
+        "(the header has 5 column(s) when split at ';': 'Referens', 'Terminal', 'Kassör', "
+        "'Belopp', 'Typ')")
+    with pytest.raises(JournalError) as spreadsheet:
+        parse_journal(["ersReference,terminalId,cashierId,amount,type\n",
+                       f"2.02605E+24,{T1},anna,1.00,sale\n"])
+    assert spreadsheet.value.hint is not None and "format the column as text" in \
+        spreadsheet.value.hint
 
 
 # --- the comparison on its own ---------------------------------------------------------------
@@ -261,22 +310,22 @@ def _entries(*rows: tuple[str, str, str | None, str, str]) -> list[JournalEntry]
 
 
 def test_reconcile_compares_by_reference_terminal_and_cashier() -> None:
-    journal = _entries(("r1", T1, "anna", "10.00", "sale"), ("r2", T1, "anna", "5.00", "refund"),
-                       ("r3", T2, "bob", "7.00", "sale"), ("r4", T1, None, "1.00", "sale"))
-    report = [DetailRow(T1, "anna", Decimal("10.00000"), "r1"),
-              DetailRow(T1, "anna", Decimal("-5.00000"), "r2"),
-              DetailRow(T1, "bob", Decimal("7.00000"), "r3"),  # another till, another cashier?
-              DetailRow(T1, None, Decimal("1.00500"), "r4")]
+    journal = _entries((R1, T1, "anna", "10.00", "sale"), (R2, T1, "anna", "5.00", "refund"),
+                       (R3, T2, "bob", "7.00", "sale"), (R4, T1, None, "1.00", "sale"))
+    report = [DetailRow(T1, "anna", Decimal("10.00000"), R1),
+              DetailRow(T1, "anna", Decimal("-5.00000"), R2),
+              DetailRow(T1, "bob", Decimal("7.00000"), R3),  # another till, another cashier?
+              DetailRow(T1, None, Decimal("1.00500"), R4)]
     result = reconcile(journal, report)
-    assert [m.entry.ers_reference for m in result.matched] == ["r1", "r2"]
+    assert [m.entry.ers_reference for m in result.matched] == [R1, R2]
     assert [(m.ers_reference, m.expected, m.actual) for m in result.terminal_mismatches] == [
-        ("r3", T2, T1)]
+        (R3, T2, T1)]
     assert result.cashier_mismatches == ()
     assert [(m.row.ers_reference, m.difference) for m in result.amount_mismatches] == [
-        ("r4", Decimal("0.00500"))]
+        (R4, Decimal("0.00500"))]
     assert result.discrepancy_count == 2 and not result.is_clean
     one_till = reconcile(journal, report, terminal_id=T2)  # T1's rows left out, both sides
-    assert [e.ers_reference for e in one_till.missing_in_seqr] == ["r3"]
+    assert [e.ers_reference for e in one_till.missing_in_seqr] == [R3]
     assert one_till.missing_in_register == () and one_till.actual.count == 0
 
     lenient = reconcile(journal, report, Decimal("0.01"))
@@ -284,17 +333,17 @@ def test_reconcile_compares_by_reference_terminal_and_cashier() -> None:
     by_terminal = {g.key: (g.expected.count, g.actual.count) for g in lenient.by_terminal}
     assert by_terminal == {T1: (3, 4), T2: (1, 0)}
 
-    renamed = reconcile(_entries(("r1", T1, "eve", "10.00", "sale")), report[:1])
+    renamed = reconcile(_entries((R1, T1, "eve", "10.00", "sale")), report[:1])
     assert [(m.expected, m.actual) for m in renamed.cashier_mismatches] == [("eve", "anna")]
     assert renamed.as_dict()["cashierMismatches"] == [
-        {"ersReference": "r1", "expected": "eve", "actual": "anna"}]
+        {"ersReference": R1, "expected": "eve", "actual": "anna"}]
     with pytest.raises(ValueError, match="negative"):
         reconcile(journal, report, Decimal("-1"))
 
 
 def test_reconcile_json_keys_are_stable() -> None:
-    result = reconcile(_entries(("r1", T1, None, "2.50", "sale")),
-                       [DetailRow(T1, None, Decimal("2.50000"), "r1")]).as_dict()
+    result = reconcile(_entries((R1, T1, None, "2.50", "sale")),
+                       [DetailRow(T1, None, Decimal("2.50000"), R1)]).as_dict()
     assert list(result) == [
         "result", "transactionPeriodId", "reportId", "terminalId", "tolerance", "expected",
         "actual", "difference", "matched", "discrepancies", "missingInSeqr",

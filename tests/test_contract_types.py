@@ -5,7 +5,8 @@ for every complexType its extension base and the ordered list of its elements as
 (name, type, minOccurs, maxOccurs, nillable), anonymous inline complexTypes expanded in
 place, and for every simpleType its restriction. The normaliser refuses any construct it
 does not understand (choice, all, any, attributes, refs, ...), so nothing can slip through
-a comparison by being ignored. The official WSDL is the one in wsdl/ (tests/test_self_contained.py pins it).
+a comparison by being ignored. The official WSDL is the one in wsdl/
+(tests/test_self_contained.py pins its checksum).
 """
 
 import copy

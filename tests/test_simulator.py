@@ -547,15 +547,72 @@ def test_cli_pay_by_seqr_id(server: GatewayServer, shop: Shop) -> None:
     assert till.poll(reference).status == "PAID"
 
     nothing_open = simulate_cli(server, "pay", "--seqr-id", sticker)
-    assert nothing_open.returncode == 1 and "409" in nothing_open.stderr
-    scan = simulate_cli(server, "scan", "--seqr-id", sticker)  # a sticker can only pay
-    assert scan.returncode == 2 and "--seqr-id" in scan.stderr
+    assert nothing_open.returncode == 1
+    assert nothing_open.stderr == (
+        f"refused (409): terminal with SEQR ID {sticker} has no open invoice\n"
+        "what to do: the till has no invoice open: send one first, or give it time with "
+        "--wait SECONDS (waited 0 s)\n")
     neither = simulate_cli(server, "pay")
     assert neither.returncode == 2 and "INVOICE_REF" in neither.stderr
     other = till.send()
     both = simulate_cli(server, "pay", other, "--seqr-id", sticker)  # ambiguous: refused
     assert both.returncode == 2 and "not both" in both.stderr
     assert till.poll(other) == Seen("ISSUED", 1, None, None)
+
+
+def test_cli_every_action_by_seqr_id(server: GatewayServer, shop: Shop) -> None:
+    """scan, fail and reserve reach the till's newest open invoice through its sticker too."""
+    till = Till.register(server, shop)
+    sticker = "ACT" + uuid.uuid4().hex[:10].upper()
+    till.assign_seqr_id(sticker)
+    acknowledged = till.send(ack="REQUIRE_ACKNOWLEDGMENT")
+    scanned = simulate_cli(server, "scan", "--seqr-id", sticker)
+    assert scanned.returncode == 0, scanned.stderr
+    described(json.loads(scanned.stdout), till, acknowledged, "PENDING_ISSUER_ACKNOWLEDGE", 2)
+    failed = simulate_cli(server, "fail", "--seqr-id", sticker)  # waiting for the register
+    assert failed.returncode == 0, failed.stderr
+    described(json.loads(failed.stdout), till, acknowledged, "FAILED", 3)
+
+    required = till.send(mode=REQUIRED)
+    reserved = simulate_cli(server, "reserve", "--seqr-id", sticker)
+    assert reserved.returncode == 0, reserved.stderr
+    described(json.loads(reserved.stdout), till, required, "RESERVED", 2)
+    assert till.poll(required).status == "RESERVED"
+
+
+def test_cli_by_seqr_id_waits_for_the_till_to_send(server: GatewayServer, shop: Shop) -> None:
+    """A buyer at the counter before the cashier: --wait gives the till time to send."""
+    till = Till.register(server, shop)
+    sticker = "WAIT" + uuid.uuid4().hex[:10].upper()
+    till.assign_seqr_id(sticker)
+    url = server.base
+    buyer = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "simulate", "pay", "--seqr-id", sticker,
+         "--wait", "30", "--gateway-url", url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        asked = f"/simulator/seqr-ids/{sticker}/pay"  # the buyer is waiting: it has asked
+        deadline = time.monotonic() + 30
+        while asked not in server.log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert buyer.poll() is None, buyer.communicate()
+        reference = till.send()
+        out, err = buyer.communicate(timeout=30)
+    finally:
+        if buyer.poll() is None:
+            buyer.kill()
+    assert buyer.returncode == 0, err
+    described(json.loads(out), till, reference, "PAID", 2)
+
+
+def test_cli_gateway_url_with_the_soap_path_says_so(server: GatewayServer) -> None:
+    answer = simulate_cli(server.endpoint, "pay", "1234567890123")
+    assert answer.returncode == 1
+    assert answer.stderr.splitlines()[-1] == (
+        "what to do: --gateway-url is the gateway's address without a path (not the SOAP "
+        "endpoint): drop '/extclientproxy/service/v2', e.g. http://127.0.0.1:8080")
+    schemeless = simulate_cli(server.base.removeprefix("http://"), "pay", "1234567890123")
+    assert schemeless.returncode == 2 and "is not an http(s) URL" in schemeless.stderr
 
 
 @contextmanager

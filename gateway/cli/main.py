@@ -1,4 +1,4 @@
-"""`seqr-gateway serve | worker | migrate | add-reseller`.
+"""`seqr-gateway serve | worker | simulate | migrate | add-reseller`.
 
 Every option has an environment fallback (shown in --help), so the same settings work in
 a shell, a service unit or a container.
@@ -6,17 +6,21 @@ a shell, a service unit or a container.
 
 import argparse
 import dataclasses
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from gateway import shops
 from gateway.config import Settings
 from storage.database import Database
+from wsdl import redact
 
 log = logging.getLogger("seqr-gateway")
 
@@ -101,8 +105,15 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 def build_parser() -> argparse.ArgumentParser:
     env = Settings.from_env()  # each flag's default: its environment variable, or the default
-    parser = argparse.ArgumentParser(prog="seqr-gateway", description=__doc__.splitlines()[0])
-    parser.add_argument("--log-level", default=_env("SEQR_LOG_LEVEL", "INFO"))
+    parser = argparse.ArgumentParser(
+        prog="seqr-gateway",
+        description="The SEQR emulator's gateway: serve it, run its report workers, act as "
+                    "the buyer (simulate), migrate its database, add shops.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--log-level", default=_env("SEQR_LOG_LEVEL", "INFO"),
+                        type=str.upper, choices=LOG_LEVELS,
+                        help="least level logged: DEBUG, INFO, WARNING or ERROR (passwords "
+                        "are masked at every level) [SEQR_LOG_LEVEL, default %(default)s]")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the SOAP gateway under gunicorn")
@@ -163,9 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = commands.add_parser(
         "simulate", help="act as the buyer on a running gateway (its /simulator endpoints)")
     simulate.add_argument("action", choices=["pay", "fail", "reserve", "scan"])
-    simulate.add_argument("invoice_reference", nargs="?", help="the invoice to act on")
-    simulate.add_argument("--seqr-id", help="pay the open invoice of the till with this "
-                          "SEQR ID (as scanning its sticker)")
+    simulate.add_argument("invoice_reference", nargs="?", metavar="INVOICE_REF",
+                          help="the invoice to act on")
+    simulate.add_argument("--seqr-id", help="act on the newest open invoice of the till with "
+                          "this SEQR ID (as scanning its sticker)")
+    simulate.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                          help="with --seqr-id: give a till with no invoice open this long "
+                          "to send one (default 0)")
     simulate.add_argument("--gateway-url", default=_env("SEQR_GATEWAY_URL",
                                                         "http://127.0.0.1:8080"),
                           help="[SEQR_GATEWAY_URL, default %(default)s]; the admin token "
@@ -180,14 +195,27 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--user-id", default="9900", help="user within the shop (default 9900)")
     add.add_argument("--password", required=True)
     add.add_argument("--name", help="the shop's name")
+    add.add_argument("--update", action="store_true",
+                     help="if the user exists, set its password (and the shop's name)")
     return parser
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("seqr-emulator")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    redact.install(*logging.getLogger().handlers)
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.root.level))
     handler = {
         "serve": _serve, "worker": _worker, "migrate": _migrate, "add-reseller": _add_reseller,
@@ -234,8 +262,16 @@ def _add_reseller(args: argparse.Namespace) -> int:
     if db is None:
         return 2
     with db.write() as session:
+        existed = shops.user_exists(session, args.id, args.user_id)
+        if existed and not args.update:
+            print(f"seqr-gateway: reseller {args.id} user {args.user_id} exists already: "
+                  "nothing changed (--update sets its password and the shop's name)",
+                  file=sys.stderr)
+            return 1
         shops.add_reseller(session, args.id, args.user_id, args.password, args.name)
-    print(f"reseller {args.id} user {args.user_id} ready")
+    changed = "new password" + (", shop name" if args.name else "")
+    print(f"reseller {args.id} user {args.user_id} "
+          + (f"updated ({changed})" if existed else "ready"))
     return 0
 
 
@@ -280,6 +316,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args, embedded_worker=not args.no_worker,
                          simulator=not args.no_simulator)
+    problem = _cannot_listen(args.host, args.port)
+    if problem:
+        print(f"seqr-gateway: {problem}", file=sys.stderr)
+        return 2
     db = _ready_database(settings.database_url)
     if db is None:
         return 2
@@ -303,6 +343,30 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"SEQR gateway on {endpoint} (WSDL at {endpoint}?wsdl)", flush=True)
     run_gunicorn(settings, args.host, args.port, args.workers)
     return 0
+
+
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why the gateway could not listen on host:port (a port taken, a host unknown), or None.
+
+    Asked before anything is printed, so that a busy port is said once, plainly, instead of
+    after the banner by gunicorn's five seconds of retries. (A program that takes the port
+    in the moment between this check and gunicorn's bind still meets gunicorn's message.)"""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as error:
+        return f"cannot listen on {host}:{port}: unknown host ({error.strerror}); check --host"
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                return (f"port {port} on {host} is taken: another program (another gateway?) "
+                        "listens there; stop it, or choose another port with --port "
+                        "(SEQR_PORT)")
+            return f"cannot listen on {host}:{port}: {error.strerror or error}"
+    return None
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -336,7 +400,7 @@ def _simulate(args: argparse.Namespace) -> int:
     from gateway.cli.simulate import simulate
 
     return simulate(args.gateway_url, args.action, args.invoice_reference, args.seqr_id,
-                    os.environ.get("SEQR_ADMIN_TOKEN"))
+                    os.environ.get("SEQR_ADMIN_TOKEN"), wait=args.wait)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The buyer's side over HTTP: what a phone would do to an invoice.
 
     POST /simulator/invoices/{invoiceReference}/scan|pay|fail|reserve
-    POST /simulator/seqr-ids/{seqrId}/pay     (scanning the till's sticker)
+    POST /simulator/seqr-ids/{seqrId}/scan|pay|fail|reserve   (scanning the till's sticker:
+         the terminal's newest open invoice)
     GET  /simulator/invoices/{invoiceReference}
 
 Answers are JSON: the invoice's new state, or {"error": ...} with 404 (unknown invoice or
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/simulator/"
 _INVOICE = re.compile(r"^/simulator/invoices/([0-9]{1,32})(?:/(scan|pay|fail|reserve))?/?$")
-_SEQR_ID = re.compile(r"^/simulator/seqr-ids/([A-Za-z0-9]{1,64})/pay/?$")
+_SEQR_ID = re.compile(r"^/simulator/seqr-ids/([A-Za-z0-9]{1,64})/(scan|pay|fail|reserve)/?$")
 
 StartResponse = Callable[..., Any]
 
@@ -62,7 +63,7 @@ class Simulator:
         sticker = _SEQR_ID.match(path)
         if invoice is None and sticker is None:
             return _json(start_response, "404 Not Found", {"error": f"no such endpoint {path}"})
-        action = invoice.group(2) if invoice else "pay"
+        action = invoice.group(2) if invoice else sticker.group(2)  # type: ignore[union-attr]
         wanted = "GET" if invoice and action is None else "POST"
         if method != wanted:
             return _json(start_response, "405 Method Not Allowed",
@@ -70,8 +71,8 @@ class Simulator:
         try:
             if invoice is None:
                 assert sticker is not None
-                row = self._write(lambda s, now: payments.pay_by_seqr_id(
-                    s, sticker.group(1), self.rules, now))
+                row = self._write(lambda s, now: _ACTIONS[action](
+                    s, payments.sticker_invoice(s, sticker.group(1), action), self.rules, now))
             elif action is None:
                 row = self._read(invoice.group(1))
             else:

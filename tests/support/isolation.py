@@ -4,7 +4,7 @@ Users clone the repository alone; the development machines have a `shared` folde
 it (the SEQR documentation). A test that read from there would pass here and fail for every
 user, so any open (or directory listing) of a path under the repository's parent folder
 `shared` is refused while the suite runs, whether that folder exists or not. The refusal is a
-`ReadOutsideRepository` (not an OSError, so that no "file missing" fallback swallows it), and
+`ReadOutsideRepositoryError` (not an OSError, so that no "file missing" fallback swallows it), and
 is also recorded, so that `pytest_sessionfinish` fails the run if some code caught it anyway.
 
 `.ci/run` goes further: it runs the whole suite in a copy of the repository with nothing
@@ -14,16 +14,16 @@ tests/test_self_contained.py collects the suite in such a copy.
 
 import os
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support import REPO
+
 FORBIDDEN = (REPO.parent / "shared",)
 _EVENTS = {"open", "os.listdir", "os.scandir"}
 
 refused: list[str] = []
 
 
-class ReadOutsideRepository(RuntimeError):
+class ReadOutsideRepositoryError(RuntimeError):
     """A test read a file that users do not have."""
 
 
@@ -41,7 +41,7 @@ def _audit(event: str, args: tuple[object, ...]) -> None:
     if event in _EVENTS and args and forbidden(args[0]):
         path = os.fsdecode(args[0])  # type: ignore[arg-type]
         refused.append(path)
-        raise ReadOutsideRepository(
+        raise ReadOutsideRepositoryError(
             f"a test read {path}, outside the repository: users do not have it; "
             "copy what the tests need into tests/data/")
 

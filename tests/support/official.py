@@ -4,14 +4,13 @@ samples (tests/data/samples), and the WSDL's schema normalised into plain data
 """
 
 import copy
-from pathlib import Path
 from typing import Any
 
 from lxml import etree
 
+from tests.support import REPO
 from tests.support.envelopes import NS
 
-REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data"
 OFFICIAL_WSDL = REPO / "wsdl" / "ERSWSExternalClientService.wsdl"  # the official file, as is
 SAMPLES = DATA / "samples"  # SOAP requests shaped as the SEQR documentation shows them
