@@ -7,9 +7,11 @@ user, so any open (or directory listing) of a path under the repository's parent
 `ReadOutsideRepositoryError` (not an OSError, so that no "file missing" fallback swallows it), and
 is also recorded, so that `pytest_sessionfinish` fails the run if some code caught it anyway.
 
-`.ci/run` goes further: it runs the whole suite in a copy of the repository with nothing
-beside it (so the gateway processes the tests start are covered too), and
-tests/test_self_contained.py collects the suite in such a copy.
+The guard sees what Python opens; a C library reading a path itself (lxml parsing a file
+name) and the gateway processes the tests start are out of its sight. So `.ci/run` goes
+further: it runs the whole suite in a copy of the repository with nothing beside it, and
+tests/test_self_contained.py collects the suite in such a copy, and checks that no file of
+the repository names that folder.
 """
 
 import os
