@@ -22,6 +22,8 @@ from tests.support.flows import poll_report, report_document
 from tests.support.official import OFFICIAL_WSDL
 from tests.support.servers import GatewayServer, make_shop, terminal_context
 
+pytestmark = pytest.mark.e2e  # .ci/run runs it on every supported Python
+
 REVERSAL_SECONDS = 2
 
 
