@@ -29,7 +29,7 @@ def test_spyne_imports_through_the_gateway_and_standard_modules_keep_their_spec(
         "from spyne.util.six.moves.urllib.parse import quote\n"
         "assert moved is collections.abc and quote is urllib.parse.quote\n"
         "assert (collections.abc.__spec__, urllib.parse.__spec__) == specs\n"
-        "from gateway.app import create_app\n"
+        "from gateway.wire.app import create_app\n"
         "print('ok')\n")
     assert (result.returncode, result.stdout) == (0, "ok\n"), result.stderr
 

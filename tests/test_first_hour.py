@@ -29,7 +29,7 @@ from tests.support.clients import (
 )
 from tests.support.servers import GatewayServer, Shop, make_shop
 
-GATEWAY = [sys.executable, "-m", "gateway.cli"]
+GATEWAY = [sys.executable, "-m", "gateway.cli.main"]
 FAST = ["--first-poll-after", "0", "--poll-interval", "0.2", "--wait", "30"]
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from client import Invoice, SeqrClient
-from tests.client_support import cli_env, once_per_run, run_cli, simulate
-from tests.conftest import GatewayServer, make_shop
+from tests.support.clients import cli_env, once_per_run, run_cli, simulate
+from tests.support.servers import GatewayServer, make_shop
 from wsdl.redact import redact
 
 SHOP_PASSWORD = "Shop-Secret-4411"

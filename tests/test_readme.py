@@ -33,8 +33,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import REPO, free_port
-from tests.databases import SQLITE
+from tests.support import REPO
+from tests.support.databases import SQLITE
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -3,7 +3,7 @@
 Three checks, each able to fail on its own:
 - no file of the repository names the documentation folder that sits beside it on the
   development machines (users do not have it);
-- the guard of tests/isolation.py is on: a read there fails the test that does it, even
+- the guard of tests/support/isolation.py is on: a read there fails the test that does it, even
   where the folder exists;
 - the whole suite collects in a copy of the repository with nothing beside it (module-level
   reads, as the WSDL's once was, would stop it there).
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from tests import isolation
-from tests.conftest import OFFICIAL_WSDL, REPO, SAMPLES
-from tests.databases import SQLITE
+from tests.support import REPO, isolation
+from tests.support.databases import SQLITE
+from tests.support.official import OFFICIAL_WSDL, SAMPLES
 
 BESIDE = "../" + "shared"  # spelled apart so that this file does not name it
 DOCUMENTATION = "shared" + "/seqr"

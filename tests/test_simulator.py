@@ -587,7 +587,7 @@ def test_cli_by_seqr_id_waits_for_the_till_to_send(server: GatewayServer, shop: 
     till.assign_seqr_id(sticker)
     url = server.base
     buyer = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "simulate", "pay", "--seqr-id", sticker,
+        [sys.executable, "-m", "gateway.cli.main", "simulate", "pay", "--seqr-id", sticker,
          "--wait", "30", "--gateway-url", url],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
