@@ -179,8 +179,11 @@ _CAUSE_HINTS: dict[int, tuple[tuple[re.Pattern[str], str], ...]] = {
         (re.compile(r"needs a TERMINALID principal"),
          "this is a till's work: call it with the terminal's credentials "
          "(--principal-type TERMINALID --principal-id TERMINAL_ID)"),
-        (re.compile(r"password must have at least (?P<n>\d+) characters"),
+        (re.compile(r"^terminal password refused: .*at least (?P<n>\d+) characters"),
          "choose a terminal password of at least {n} characters (--terminal-password)"),
+        (re.compile(r"^user (?P<me>\S+) may not change the password of user (?P<other>\S+)"),
+         "a shop's user changes its own password and its terminals', not user {other}'s: "
+         "call as user {other}"),
         (re.compile(r"^(?P<what>terminal|transaction period|reseller) (?P<id>\S+) is not yours"),
          "{what} {id} belongs to another shop (or, for a till, to another terminal): check "
          "the id, and that you call with the credentials of the shop or till it belongs to"),

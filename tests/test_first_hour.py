@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from client import Invoice, WaitTimeoutError
+from client import AccessDeniedError, Invoice, Principal, WaitTimeoutError
+from gateway import shops
 from tests.support.clients import (
     CLI,
     Till,
@@ -89,8 +90,8 @@ def test_each_access_denied_gets_the_hint_of_its_cause(server: GatewayServer,
                     *shop_args(server, shop))
     assert short.returncode == 2
     assert error_lines(short) == [
-        "seqr-client: error: registerTerminal: 21 ACCESS_DENIED (terminal password must have "
-        "at least 4 characters)",
+        "seqr-client: error: registerTerminal: 21 ACCESS_DENIED (terminal password refused: a "
+        "password needs at least 4 characters)",
         "seqr-client: what to do: choose a terminal password of at least 4 characters "
         "(--terminal-password)"]
 
@@ -112,6 +113,13 @@ def test_each_access_denied_gets_the_hint_of_its_cause(server: GatewayServer,
     assert error_lines(shop_work)[1] == (
         "seqr-client: what to do: this is the shop's work: call it with the shop user's "
         "credentials (--principal-id SHOP --user-id USER, principal type RESELLERUSER)")
+    with server.db.write() as session:
+        shops.add_reseller(session, shop.reseller_id, "9901", "other-pw-1")
+    with pytest.raises(AccessDeniedError) as sibling:
+        shop_client(server, shop).change_principal_password(
+            "new-pw-1", Principal("RESELLERUSER", shop.reseller_id, "9901"))
+    assert sibling.value.hint == ("a shop's user changes its own password and its "
+                                  "terminals', not user 9901's: call as user 9901")
     hints = {line for r in (short, foreign, shop_work) for line in error_lines(r)[1:]}
     assert len(hints) == 3  # three causes, three hints
 
