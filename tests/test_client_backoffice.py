@@ -506,4 +506,4 @@ def test_transactions_keep_the_currency_of_their_journal_line() -> None:
         render(HII_RECOUNT, period)
     with pytest.raises(JournalError, match="line 2: currency 'KRONA' is not an ISO 4217"):
         parse_journal(["ersReference,terminalId,cashierId,amount,type,currency\n",
-                       f"r1,{T1},,1.00,sale,KRONA\n"])
+                       f"2026052109000000000000001,{T1},,1.00,sale,KRONA\n"])

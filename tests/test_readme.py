@@ -17,7 +17,8 @@ tests and `examples` the repository's, against a fresh gateway that the test sta
 as the README's first command does (`.venv/bin/seqr-gateway serve`: default SQLite file,
 demo shop), on a free port: every `127.0.0.1:8080` in the blocks is replaced by that
 address, and `SEQR_PORT` / `SEQR_GATEWAY_URL` name it for commands that default to 8080.
-No other `SEQR_*` variable of the test's environment reaches the script.
+No other `SEQR_*` variable of the test's environment reaches the script, and
+`XDG_STATE_HOME` is the directory's own (seqr-client remembers reconciled periods there).
 """
 
 import os
@@ -140,7 +141,8 @@ def readme_gateway(user_directory: Path, database_backend: str) -> Iterator[tupl
     port = free_port()
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("SEQR_") and k != "VIRTUAL_ENV"}
-    env.update(SEQR_PORT=str(port), SEQR_GATEWAY_URL=f"http://127.0.0.1:{port}")
+    env.update(SEQR_PORT=str(port), SEQR_GATEWAY_URL=f"http://127.0.0.1:{port}",
+               XDG_STATE_HOME=str(user_directory / ".state"))  # seqr-client's own state
     log = user_directory / "gateway.log"
     with log.open("wb") as out:
         process = subprocess.Popen(shlex.split(serve), cwd=user_directory, env=env,
