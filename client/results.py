@@ -48,7 +48,9 @@ class Invoice:
     cashier_id: str | None = None
     client_invoice_id: str | None = None
     payment_mode: str | None = "IMMEDIATE_DEBIT"
-    acknowledgment_mode: str | None = None
+    #: stated, not omitted: on SEQR's v2 service an omitted mode waited for the register's
+    #: acknowledgment (updateInvoice) after the scan (SEQR FAQ)
+    acknowledgment_mode: str | None = "NO_ACKNOWLEDGMENT"
     rows: tuple[InvoiceRow, ...] = ()
     footer: str | None = None
     back_url: str | None = None

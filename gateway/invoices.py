@@ -33,6 +33,18 @@ CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 #: cannot overflow; sums of any number of them are exact (`storage.money.money_sum`)
 MAX_TOTAL = Decimal(10) ** 12
 
+#: What an invoice sent without `acknowledgmentMode` gets. SEQR's FAQ: after moving from
+#: `/extclientproxy/service` to the v2 endpoints, a register that sent no mode left the
+#: buyer's app at "waiting for amount..." until it sent NO_ACKNOWLEDGMENT. On v2 an omitted
+#: mode waited for the register's acknowledgment; every endpoint served here is v2.
+OMITTED_ACKNOWLEDGMENT_MODE = REQUIRE_ACKNOWLEDGMENT
+OMITTED_ACKNOWLEDGMENT_MODE_NOTE = (
+    "omitted; on the v2 endpoints that means REQUIRE_ACKNOWLEDGMENT, as on the real service: "
+    "a scanned invoice waits in PENDING_ISSUER_ACKNOWLEDGE (the buyer's app at \"waiting for "
+    "amount...\") until the register acknowledges it with updateInvoice; send "
+    "NO_ACKNOWLEDGMENT to be paid at once"
+)
+
 
 @dataclass(frozen=True)
 class Amount:
@@ -73,7 +85,7 @@ class InvoiceData:
 
     @property
     def effective_acknowledgment_mode(self) -> str:
-        return self.acknowledgment_mode or NO_ACKNOWLEDGMENT
+        return self.acknowledgment_mode or OMITTED_ACKNOWLEDGMENT_MODE
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), default=_encode, sort_keys=True)

@@ -182,9 +182,15 @@ def _new_reference(session: Session, now: datetime) -> str:
 
 def send_invoice(session: Session, principal: Principal, invoice: InvoiceData | None,
                  rules: PaymentRules, now: datetime) -> SentInvoice:
+    """A new ISSUED invoice. On a cash register it replaces the till's unpaid one: SEQR kept
+    one live invoice per registered terminal (its FAQ; certification step 4 sends a second
+    invoice and expects the first CANCELED). A webshop's terminal keeps many open."""
     terminal_id = require_terminal(principal, "sendInvoice")
     data = validate(invoice)
     currency, total = check_total(data.total)
+    terminal = session.get(Terminal, terminal_id, with_for_update=True)  # one sale at a time
+    if terminal is not None and terminal.keeps_one_live_invoice:
+        cancel_open_invoices(session, terminal_id, now)
     for _ in range(5):
         reference = _new_reference(session, now)
         row = Invoice(
@@ -205,6 +211,21 @@ def send_invoice(session: Session, principal: Principal, invoice: InvoiceData | 
             continue
         return SentInvoice(reference, QR_PREFIX + reference)
     raise SeqrError(ResultCode.SYSTEM_BUSY, "could not allocate an invoice reference")
+
+
+def cancel_open_invoices(session: Session, terminal_id: str, now: datetime) -> int:
+    """Cancel the terminal's unpaid invoices (ISSUED, or scanned and waiting for the
+    register); a reservation or payment is left alone. How many."""
+    stmt = (
+        select(Invoice)
+        .where(Invoice.terminal_id == terminal_id, Invoice.status.in_(OPEN_STATES))
+        .with_for_update()
+    )
+    rows = list(session.scalars(stmt.execution_options(populate_existing=True)))
+    for row in rows:
+        row.auto_pay_at = None
+        _change(row, now, Invoice.CANCELED)
+    return len(rows)
 
 
 def update_invoice(session: Session, principal: Principal, reference: str | None,
@@ -306,8 +327,10 @@ def _payment(session: Session, principal: Principal, ers_reference: str | None) 
 
 def submit_payment_receipt(session: Session, principal: Principal, ers_reference: str | None,
                            mime_type: str | None, data: bytes | None, receipt_type: str | None,
-                           rules: PaymentRules, now: datetime) -> None:
-    """The register confirms it saw PAID, and attaches its receipt."""
+                           rules: PaymentRules, now: datetime) -> str:
+    """The register confirms it saw PAID, and attaches its receipt (`receiptData` may be
+    empty or absent: certification step 5). The receipt's own ersReference, as the
+    manual's example answers."""
     terminal_id = require_terminal(principal, "submitPaymentReceipt")
     row = _payment(session, principal, ers_reference)
     if row.terminal_id != terminal_id:
@@ -322,6 +345,7 @@ def submit_payment_receipt(session: Session, principal: Principal, ers_reference
     limits.check_length(data, limits.RECEIPT_BYTES, "receiptData", rejected, "bytes")
     row.receipt_mime_type, row.receipt_type, row.receipt_data = mime_type, receipt_type, data
     row.receipt_submitted_at = now
+    return allocate_reference(session, now)
 
 
 def refunded_so_far(session: Session, payment_reference: str) -> Decimal:

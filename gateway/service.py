@@ -100,11 +100,12 @@ class Gateway:
     def submit_payment_receipt(
         self, creds: Credentials | None, ers_reference: str | None, mime_type: str | None,
         data: bytes | None, receipt_type: str | None,
-    ) -> None:
+    ) -> str:
         with self.db.write() as session:
             principal = authenticate(session, creds, self.guard)
-            payments.submit_payment_receipt(session, principal, ers_reference, mime_type, data,
-                                            receipt_type, self.rules, utcnow())
+            return payments.submit_payment_receipt(session, principal, ers_reference,
+                                                   mime_type, data, receipt_type, self.rules,
+                                                   utcnow())
 
     def refund_payment(self, creds: Credentials | None, ers_reference: str | None,
                        invoice: InvoiceData | None) -> str:
@@ -129,8 +130,8 @@ class Gateway:
             scope = reports.resolve(session, principal, report_id, parameters)
             job = reports.find(session, scope)
             if job is not None:
-                return reports.answer(session, job)
+                return reports.answer(session, job, report_id)
         with self.db.write() as session:
             job = reports.queue(session, scope, self.settings.report_delay)
         with self.db.read() as session:  # answered once the job is committed
-            return reports.answer(session, job)
+            return reports.answer(session, job, report_id)

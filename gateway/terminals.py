@@ -23,8 +23,16 @@ def register_terminal(
     password: str | None,
     name: str | None,
 ) -> str:
-    """A new terminal of the caller's shop, with its own open terminal period."""
+    """A new cash register of the caller's shop, with its own open terminal period."""
     require_reseller_user(principal, "registerTerminal")
+    return add_terminal(session, principal.reseller_id, external_terminal_id, password, name)
+
+
+def add_terminal(session: Session, reseller_id: str, external_terminal_id: str | None,
+                 password: str | None, name: str | None,
+                 kind: str = Terminal.CASH_REGISTER) -> str:
+    """A new terminal of a shop: a cash register (registerTerminal), or a webshop's terminal,
+    which SEQR created for the webshop itself (`seqr-gateway add-terminal --webshop`)."""
     rejected = ResultCode.REJECTED_BUSINESS_LOGIC
     limits.check_length(external_terminal_id, limits.EXTERNAL_TERMINAL_ID, "externalTerminalId",
                         rejected)
@@ -34,14 +42,15 @@ def register_terminal(
         raise SeqrError(ResultCode.ACCESS_DENIED, f"terminal password refused: {broken}")
     terminal = Terminal(
         id=new_terminal_id(),
-        reseller_id=principal.reseller_id,
+        reseller_id=reseller_id,
         external_terminal_id=external_terminal_id,
         name=name or external_terminal_id,
         password_hash=hash_password(password),
+        kind=kind,
     )
     session.add(terminal)
     session.flush()
-    periods.open_scope(session, principal.reseller_id, terminal.id)
+    periods.open_scope(session, reseller_id, terminal.id)
     return terminal.id
 
 

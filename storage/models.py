@@ -72,12 +72,16 @@ class ResellerUser(Base):
 
 
 class Terminal(Base):
-    """A registered cash register (TERMINALID principal)."""
+    """A terminal (TERMINALID principal): a cash register, or a webshop's terminal."""
 
     __tablename__ = "terminals"
 
     ACTIVE = "ACTIVE"
     UNREGISTERED = "UNREGISTERED"
+    #: registered by the shop with registerTerminal: one live invoice at a time
+    CASH_REGISTER = "CASH_REGISTER"
+    #: created for a webshop by the operator (SEQR did it for webshops): many open invoices
+    WEBSHOP = "WEBSHOP"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     reseller_id: Mapped[str] = mapped_column(ForeignKey("resellers.id"), index=True)
@@ -88,6 +92,12 @@ class Terminal(Base):
     status: Mapped[str] = mapped_column(String(16), default=ACTIVE)
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     unregistered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(16), default=CASH_REGISTER,
+                                      server_default=CASH_REGISTER)
+
+    @property
+    def keeps_one_live_invoice(self) -> bool:
+        return self.kind == self.CASH_REGISTER
 
 
 class PeriodScope(Base):

@@ -164,17 +164,19 @@ def test_certification_walk_through(certification_server: GatewayServer, registe
     assert receipt.terminalId == terminal_id and receipt.paymentReference == payment
     assert receipt.invoiceReference == sale.invoiceReference and receipt.receiverName == "Till 1"
     assert Decimal(str(receipt.invoice.totalAmount.value)) == Decimal("25.00")
-    #    ... send another invoice, wait (30 s in the walk-through), poll it
-    waiting = _ok(pos.sendInvoice(till, pos.invoice("9.00", "cashier-1", [("Tea", "1", "9.00")])))
+    #    ... "Repeat sendInvoice. Wait 30 seconds. Send getPaymentStatus with the previous
+    #    received invoiceReference": a cash register has one live invoice, so the repeat
+    #    replaces (cancels) the previous one
+    previous = _ok(pos.sendInvoice(till, pos.invoice("9.00", "cashier-1", [("Tea", "1", "9.00")])))
     juice = pos.invoice("7.00", "cashier-1", [("Juice", "1", "7.00")])
     unpolled = _ok(pos.sendInvoice(till, juice))
     buyer(server, f"invoices/{unpolled.invoiceReference}/pay")  # paid, but the till is busy
     time.sleep(REVERSAL_SECONDS + 1)
-    still = _ok(pos.getPaymentStatus(till, waiting.invoiceReference, 1))
-    assert (still.status, still.version) == ("ISSUED", 1)  # nobody paid: still waiting
+    replaced = _ok(pos.getPaymentStatus(till, previous.invoiceReference, 1))
+    assert (replaced.status, replaced.version) == ("CANCELED", 2)  # the repeat replaced it
     lost = _ok(pos.getPaymentStatus(till, unpolled.invoiceReference, 1))
     assert (lost.status, lost.version) == ("CANCELED", 3)  # paid, never polled: reversed
-    _ok(pos.cancelInvoice(till, waiting.invoiceReference))
+    assert pos.cancelInvoice(till, previous.invoiceReference).resultCode == 95
 
     # 5. submitPaymentReceipt after PAID
     _ok(pos.submitPaymentReceipt(till, payment, pos.receipt()))

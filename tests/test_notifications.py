@@ -1,14 +1,17 @@
 """notificationUrl calls and the payments' housekeeping, against a tiny local HTTP server.
 
 The payment itself only queues a `Notification` row; `deliver_one` (run by the
-`Housekeeper`) makes the GET, with a timeout, a few retries, and a stored record of every
-attempt. The register's SOAP answers never wait for it.
+`Housekeeper`) makes the call, as SEQR did: an HTTP POST of the form parameter
+`invoiceReference` to the URL as given, with a timeout, a few retries, and a stored record
+of every attempt. Only a payment notifies. The register's SOAP answers never wait for it.
 """
 
 import logging
+import re
 import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -17,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import select, update
 
 from gateway import passwords, payments
@@ -28,11 +32,33 @@ from gateway.invoices import Amount, InvoiceData, InvoiceRow
 from gateway.payments import PaymentRules
 from gateway.service import Gateway
 from storage.database import Database
-from storage.models import Invoice, Notification, NotificationAttempt, Transaction, utcnow
+from storage.models import (
+    Invoice,
+    Notification,
+    NotificationAttempt,
+    Terminal,
+    Transaction,
+    utcnow,
+)
 from tests.support.domain import fresh_db, new_shop, new_terminal
+from tests.support.envelopes import context_xml, envelope
+from tests.support.servers import GatewayServer
+from tests.support.servers import make_shop as conftest_make_shop
 
 TIMEOUT = 0.5  # seconds a notification call may take in these tests
 RULES = PaymentRules()
+
+
+@dataclass(frozen=True)
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def form(self) -> dict[str, list[str]]:
+        return urllib.parse.parse_qs(self.body.decode(), keep_blank_values=True)
 
 
 @dataclass
@@ -40,7 +66,7 @@ class Endpoint:
     """What the merchant's web server saw, and how it answers: "200", "500" or "hang"."""
 
     port: int = 0
-    seen: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    seen: list[Seen] = field(default_factory=list)
     answers: list[str] = field(default_factory=list)
     default: str = "200"
     release: threading.Event = field(default_factory=threading.Event)
@@ -49,22 +75,44 @@ class Endpoint:
     def url(self, path: str = "/notify") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def arrived(self, path: str, headers: dict[str, str]) -> str:
+    def arrived(self, request: Seen) -> str:
         with self.lock:
-            self.seen.append((path, headers))
+            self.seen.append(request)
             return self.answers.pop(0) if self.answers else self.default
 
     @property
     def paths(self) -> list[str]:
         with self.lock:
-            return [path for path, _ in self.seen]
+            return [request.path for request in self.seen]
+
+    @property
+    def posted(self) -> list[str]:
+        """The invoiceReference of every request, each checked to be a form POST of it."""
+        with self.lock:
+            seen = list(self.seen)
+        references = []
+        for request in seen:
+            assert request.method == "POST", request
+            assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
+            assert list(request.form) == ["invoiceReference"], request.body
+            references += request.form["invoiceReference"]
+        return references
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: "_Server"
 
+    def do_POST(self) -> None:
+        self._arrived()
+
     def do_GET(self) -> None:
-        answer = self.server.endpoint.arrived(self.path, dict(self.headers))
+        self._arrived()
+
+    def _arrived(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        answer = self.server.endpoint.arrived(
+            Seen(self.command, self.path, dict(self.headers), body))
         if answer == "hang":
             self.server.endpoint.release.wait(10)
             return  # then hang up without an answer
@@ -110,7 +158,8 @@ class Shop:
     def send(self, url: str | None, payment_mode: str | None = None,
              rules: PaymentRules = RULES) -> str:
         data = InvoiceData(
-            payment_mode=payment_mode, title="Order 42", client_invoice_id="order-42",
+            payment_mode=payment_mode, acknowledgment_mode="NO_ACKNOWLEDGMENT",
+            title="Order 42", client_invoice_id="order-42",
             rows=(InvoiceRow(description="Book", quantity=Decimal(1),
                              total=Amount("SEK", Decimal("199.00"))),),
             total=Amount("SEK", Decimal("199.00")), notification_url=url,
@@ -143,9 +192,11 @@ class Shop:
 
 
 def make_shop(tmp_path: Path, **settings: object) -> Shop:
+    """A webshop (notificationUrl is a webshop's tool) with its terminal."""
     db = fresh_db(tmp_path)
     owner = new_shop(db)
-    till = Principal("TERMINALID", owner.reseller_id, terminal_id=new_terminal(db, owner))
+    till = Principal("TERMINALID", owner.reseller_id,
+                     terminal_id=new_terminal(db, owner, "Web shop", Terminal.WEBSHOP))
     options: dict[str, object] = {"notification_timeout": TIMEOUT, "notification_attempts": 3,
                                   **settings}
     return Shop(db, Settings(database_url=db.url, **options), till)  # type: ignore[arg-type]
@@ -169,7 +220,8 @@ def test_a_payment_calls_its_notification_url(shop: Shop, endpoint: Endpoint,
     with caplog.at_level(logging.INFO, logger="gateway.background.notifications"):
         assert shop.deliver() is True
     assert endpoint.paths == ["/seqr/notify?order=42&token=a%20b&invoice=x"]  # as given
-    assert endpoint.seen[0][1]["User-Agent"] == "seqr-emulator-notifier"
+    assert endpoint.posted == [reference]  # a form POST of invoiceReference
+    assert endpoint.seen[0].headers["User-Agent"] == "seqr-emulator-notifier"
     [done] = shop.notifications()
     assert (done.status, done.attempts) == (Notification.DELIVERED, 1)
     assert done.finished_at is not None
@@ -286,7 +338,8 @@ def test_no_soap_answer_waits_for_the_notification(tmp_path: Path, endpoint: End
     creds = Credentials("TERMINALID", shop.till.terminal_id, password="till-pw")
 
     def invoice(mode: str | None = None) -> InvoiceData:
-        return InvoiceData(payment_mode=mode, total=Amount("SEK", Decimal("10.00")),
+        return InvoiceData(payment_mode=mode, acknowledgment_mode="NO_ACKNOWLEDGMENT",
+                           total=Amount("SEK", Decimal("10.00")),
                            notification_url=endpoint.url())
 
     started = time.monotonic()
@@ -395,3 +448,68 @@ def test_the_housekeeper_auto_pays(tmp_path: Path, endpoint: Endpoint) -> None:
             Invoice.RESERVED)
     assert endpoint.paths == ["/notify"]
     assert housekeeper.run_once() is False
+
+
+# --- end to end: a webshop on the real server ----------------------------------------------
+
+
+def _soap(server: GatewayServer, operation: str, inner: str) -> str:
+    response = server.post(envelope(operation, inner))
+    assert response.status_code == 200, response.text
+    assert "<resultCode>0</resultCode>" in response.text, response.text
+    return response.text
+
+
+def test_the_server_posts_once_per_paid_invoice_and_never_otherwise(
+        server: GatewayServer, endpoint: Endpoint) -> None:
+    """A webshop terminal made with `seqr-gateway add-terminal --webshop`; five invoices with
+    a notificationUrl: paid, reserved then committed, canceled, failed, left open. The
+    merchant's server sees one POST of invoiceReference for each of the two payments, at
+    the URL given, query string and all; nothing for the others."""
+    import subprocess
+    import sys
+
+    shop = conftest_make_shop(server.db)
+    made = subprocess.run(
+        [sys.executable, "-m", "gateway.cli.main", "add-terminal", "--database-url",
+         server.db_url, "--reseller-id", shop.reseller_id, "--password", "web-pw",
+         "--name", "Web shop", "--webshop"], capture_output=True, text=True, check=True)
+    terminal_id = made.stdout.strip()
+    assert re.fullmatch(r"[0-9a-f]{32}", terminal_id), made.stdout
+    till = context_xml(terminal_id, "TERMINALID", password="web-pw", user_id=None)
+
+    def send(order: int, mode: str = "IMMEDIATE_DEBIT") -> str:
+        url = endpoint.url(f"/seqr/notify?order={order}&amp;notification=true")
+        text = _soap(server, "sendInvoice", till + (
+            f"<invoice><paymentMode>{mode}</paymentMode>"
+            "<acknowledgmentMode>NO_ACKNOWLEDGMENT</acknowledgmentMode>"
+            "<totalAmount><currency>SEK</currency><value>99.00</value></totalAmount>"
+            f"<notificationUrl>{url}</notificationUrl></invoice>"))
+        found = re.search(r"<invoiceReference>(\d{13})</invoiceReference>", text)
+        assert found is not None, text
+        return found.group(1)
+
+    def buyer(reference: str, action: str) -> None:
+        answer = requests.post(f"{server.base}/simulator/invoices/{reference}/{action}",
+                               timeout=10)
+        assert answer.status_code == 200, answer.text
+
+    paid, committed, canceled, failed, open_ = (
+        send(1), send(2, "RESERVATION_REQUIRED"), send(3), send(4), send(5))
+    buyer(paid, "pay")
+    buyer(committed, "reserve")
+    reference = "<invoiceReference>{}</invoiceReference>"
+    _soap(server, "commitReservation", till + reference.format(committed))
+    _soap(server, "cancelInvoice", till + reference.format(canceled))
+    buyer(failed, "fail")
+    for ref in (paid, committed, canceled, failed, open_):
+        _soap(server, "getPaymentStatus", till + reference.format(ref)
+              + "<invoiceVersion>0</invoiceVersion>")
+
+    deadline = time.monotonic() + 15
+    while len(endpoint.seen) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # time enough for a wrong third call to arrive
+    assert sorted(endpoint.posted) == sorted([paid, committed])
+    assert sorted(endpoint.paths) == ["/seqr/notify?order=1&notification=true",
+                                      "/seqr/notify?order=2&notification=true"]

@@ -24,9 +24,11 @@ import pytest
 import requests
 from lxml import etree
 
+from tests.support.domain import webshop_terminal
 from tests.support.envelopes import (
     PERIOD_RE,
     SOAP_PATH,
+    TILL_PASSWORD,
     context_xml,
     envelope,
     invoice_xml,
@@ -156,7 +158,8 @@ def report_rows(gateway: GatewayServer, shop: Shop, report_id: str,
 
 
 def new_till(gateway: GatewayServer, shop: Shop) -> str:
-    return register_terminal(gateway, shop)
+    """A webshop's terminal: these races keep several of its invoices open at once."""
+    return webshop_terminal(gateway.db, shop.reseller_id, TILL_PASSWORD)
 
 
 # --- (1) the register polls while the buyer pays ---------------------------------------------
@@ -415,6 +418,18 @@ def test_first_poll_racing_the_reversal(tmp_path_factory: pytest.TempPathFactory
 
 
 # --- (5) versions: +1 per state change, as every register saw them ----------------------------
+
+
+def test_sales_racing_on_one_cash_register(racer: GatewayServer) -> None:
+    """A cash register keeps one live invoice: sales sent at once leave exactly one ISSUED,
+    every other CANCELED (each by exactly one change)."""
+    shop = new_shop(racer.db)
+    terminal_id = register_terminal(racer, shop)
+    references = race(*[lambda http: send(http, racer, terminal_id) for _ in range(4)])
+    with requests.Session() as http:
+        seen = [poll(http, racer, terminal_id, reference) for reference in references]
+    assert sorted((p.status, p.version) for p in seen) == [
+        ("CANCELED", 2), ("CANCELED", 2), ("CANCELED", 2), ("ISSUED", 1)]
 
 
 def test_versions_seen_in_the_races(racer: GatewayServer) -> None:

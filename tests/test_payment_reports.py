@@ -24,7 +24,8 @@ def _params(**entries: str) -> dict:
 
 def _invoice(amount: str, cashier: str | None) -> dict:
     return {
-        "paymentMode": "IMMEDIATE_DEBIT", "title": "Sale",
+        "paymentMode": "IMMEDIATE_DEBIT", "acknowledgmentMode": "NO_ACKNOWLEDGMENT",
+        "title": "Sale",
         "invoiceRows": {"invoiceRow": [{"itemDescription": "Item", "itemQuantity": Decimal(1),
                                         "itemTotalAmount": {"currency": "SEK",
                                                             "value": Decimal(amount)}}]},

@@ -25,7 +25,7 @@ from gateway.parameters import Parameters
 from gateway.payments import BuyerActionError, PaymentRules
 from gateway.periods import mark_transaction_period
 from storage.database import Database
-from storage.models import Invoice, Notification, Transaction, TransactionPeriod
+from storage.models import Invoice, Notification, Terminal, Transaction, TransactionPeriod
 from tests.support.domain import fresh_db, new_shop, new_terminal
 from wsdl.resultcodes import ResultCode
 
@@ -43,7 +43,9 @@ def at(seconds: float) -> datetime:
 
 def invoice(total: str | None = "100.00", currency: str | None = "SEK", **fields: Any
             ) -> InvoiceData:
-    """A valid two-row invoice unless told otherwise."""
+    """A valid two-row invoice unless told otherwise; it states NO_ACKNOWLEDGMENT, as a
+    certified register does (an omitted mode waits for the register: see below)."""
+    fields.setdefault("acknowledgment_mode", "NO_ACKNOWLEDGMENT")
     fields.setdefault("title", "Coffee and cake")
     fields.setdefault("client_invoice_id", "pos-0001")
     fields.setdefault("cashier_id", "anna")
@@ -153,6 +155,12 @@ def world(tmp_path: Path) -> World:
 def second_till(world: World, label: str = "Till 2") -> Principal:
     return Principal("TERMINALID", world.owner.reseller_id,
                      terminal_id=new_terminal(world.db, world.owner, label))
+
+
+def webshop_till(world: World, label: str = "Web shop") -> Principal:
+    """A webshop's terminal: unlike a cash register it keeps many invoices open."""
+    return Principal("TERMINALID", world.owner.reseller_id,
+                     terminal_id=new_terminal(world.db, world.owner, label, Terminal.WEBSHOP))
 
 
 def other_shop(world: World) -> tuple[Principal, Principal]:
@@ -507,13 +515,67 @@ def test_the_buyer_may_give_up_while_waiting_for_the_acknowledgment(world: World
         s, world.till, reference, invoice(), RULES, at(4))) == ResultCode.PAYMENT_IN_PROGRESS
 
 
-@pytest.mark.parametrize("mode", [None, "NO_ACKNOWLEDGMENT", "OPTIONAL_ACKNOWLEDGMENT"])
+def test_an_omitted_acknowledgment_mode_waits_for_the_register(world: World) -> None:
+    """On the v2 service an invoice without acknowledgmentMode behaves as
+    REQUIRE_ACKNOWLEDGMENT (SEQR's FAQ: the buyer's app stays at "waiting for amount..."
+    until the register acknowledges with updateInvoice)."""
+    reference = world.send(invoice(acknowledgment_mode=None))
+    assert world.row(reference).acknowledgment_mode == "REQUIRE_ACKNOWLEDGMENT"
+    world.scan(reference, at(1))
+    assert world.poll(reference, at(2)).status == Invoice.PENDING_ISSUER_ACKNOWLEDGE
+    assert "acknowledged" in str(world.buyer_error(lambda s: payments.buyer_pay(
+        s, reference, RULES, at(3))))
+    world.do(lambda s: payments.update_invoice(s, world.till, reference,
+                                               invoice(acknowledgment_mode=None), RULES, at(4)))
+    world.pay(reference, at(5))
+    assert world.poll(reference, at(6)).status == Invoice.PAID
+
+
+@pytest.mark.parametrize("mode", ["NO_ACKNOWLEDGMENT", "OPTIONAL_ACKNOWLEDGMENT"])
 def test_no_acknowledgment_needed(world: World, mode: str | None) -> None:
     reference = world.send(invoice(acknowledgment_mode=mode))
     world.scan(reference, at(1))
     assert (world.row(reference).status, world.row(reference).version) == (Invoice.ISSUED, 1)
     world.pay(reference, at(2))
     assert world.poll(reference, at(3)).status == Invoice.PAID
+
+
+# --- one live invoice per cash register ---------------------------------------------------
+
+
+def test_a_cash_register_keeps_one_live_invoice(world: World) -> None:
+    """A new sendInvoice on a registered terminal cancels its unpaid invoice (ISSUED, or
+    scanned and waiting for the register); reservations and payments stay."""
+    first = world.send(now=at(0))
+    second = world.send(now=at(1))
+    assert (world.row(first).status, world.row(first).version) == (Invoice.CANCELED, 2)
+    assert world.poll(first, at(2)).status == Invoice.CANCELED
+    assert world.row(second).status == Invoice.ISSUED
+    waiting = world.send(invoice(acknowledgment_mode="REQUIRE_ACKNOWLEDGMENT"), now=at(3))
+    world.scan(waiting, at(4))
+    assert world.row(waiting).status == Invoice.PENDING_ISSUER_ACKNOWLEDGE
+    reserved = world.send(invoice(payment_mode="RESERVATION_REQUIRED"), now=at(5))
+    assert world.row(waiting).status == Invoice.CANCELED
+    world.reserve(reserved, at(6))
+    paid = world.send(now=at(7))
+    world.pay(paid, at(8))
+    last = world.send(now=at(9))
+    assert {ref: world.row(ref).status for ref in (second, reserved, paid, last)} == {
+        second: Invoice.CANCELED, reserved: Invoice.RESERVED, paid: Invoice.PAID,
+        last: Invoice.ISSUED}
+    # another till of the shop is another register: untouched
+    other = second_till(world)
+    world.send(now=at(10), till=other)
+    assert world.row(last).status == Invoice.ISSUED
+
+
+def test_a_webshop_terminal_keeps_many_open_invoices(world: World) -> None:
+    web = webshop_till(world)
+    references = [world.send(now=at(i), till=web) for i in range(3)]
+    assert [world.row(ref).status for ref in references] == [Invoice.ISSUED] * 3
+    world.pay(references[1], at(4))
+    assert world.poll(references[1], at(5), till=web).status == Invoice.PAID
+    assert world.poll(references[0], at(5), till=web).status == Invoice.ISSUED
 
 
 # --- payment modes, reservations -------------------------------------------------------------
@@ -681,17 +743,19 @@ def test_the_deadline_itself_is_still_in_time(world: World) -> None:
 
 
 def test_reverse_unpolled_reverses_only_what_is_due(world: World) -> None:
-    early = world.send(now=at(0))
+    web = webshop_till(world)  # many invoices open at once
+    early = world.send(now=at(0), till=web)
     world.pay(early, at(0))
-    late = world.send(now=at(0))
+    late = world.send(now=at(0), till=web)
     world.pay(late, at(10))
-    polled = world.send(now=at(0))
+    polled = world.send(now=at(0), till=web)
     world.pay(polled, at(0))
-    world.poll(polled, at(1))
-    issued = world.send(now=at(0))
-    reserved = world.send(invoice(payment_mode="RESERVATION_REQUIRED"), now=at(0))
+    world.poll(polled, at(1), till=web)
+    issued = world.send(now=at(0), till=web)
+    reserved = world.send(invoice(payment_mode="RESERVATION_REQUIRED"), now=at(0), till=web)
     world.reserve(reserved, at(0))
-    pending = world.send(invoice(acknowledgment_mode="REQUIRE_ACKNOWLEDGMENT"), now=at(0))
+    pending = world.send(invoice(acknowledgment_mode="REQUIRE_ACKNOWLEDGMENT"), now=at(0),
+                         till=web)
     world.scan(pending, at(0))
 
     assert world.do(lambda s: payments.reverse_unpolled(s, RULES, at(25))) == 1
@@ -962,19 +1026,16 @@ def test_pay_by_seqr_id_pays_the_newest_issued_invoice(world: World) -> None:
     error = world.buyer_error(lambda s: payments.pay_by_seqr_id(s, "STICKER1", RULES, at(0)))
     assert (error.not_found, error.status) == (False, None)  # 409: nothing to pay
 
-    older = world.send(now=at(1))
-    newest = world.send(now=at(2))
-    canceled = world.send(now=at(3))
-    world.do(lambda s: payments.cancel_invoice(s, world.till, canceled, RULES, at(3)))
+    replaced = world.send(now=at(1))
+    newest = world.send(now=at(2))  # a cash register's new sale replaces its unpaid one
     world.send(now=at(4), till=till_2)  # another till's, newer still
 
     paid = by_sticker("STICKER1", at(5))
     assert (paid.reference, paid.status, paid.payer_id) == (newest, Invoice.PAID, "payer-1")
-    assert by_sticker("STICKER1", at(6)).reference == older
+    assert world.row(replaced).status == Invoice.CANCELED
     assert world.buyer_error(lambda s: payments.pay_by_seqr_id(
-        s, "STICKER1", RULES, at(7))).not_found is False
-    for reference in (older, newest):
-        assert world.poll(reference, at(8)).status == Invoice.PAID
+        s, "STICKER1", RULES, at(7))).not_found is False  # nothing open: 409
+    assert world.poll(newest, at(8)).status == Invoice.PAID
 
     # the newest open invoice cannot be paid this way: 409 with its status
     world.send(invoice(payment_mode="RESERVATION_REQUIRED"), now=at(9))
@@ -993,14 +1054,16 @@ def test_pay_by_seqr_id_pays_the_newest_issued_invoice(world: World) -> None:
 
 def test_auto_pay_due(world: World) -> None:
     auto = PaymentRules(auto_pay_after=5)
-    immediate = world.send(invoice(payment_mode="IMMEDIATE_DEBIT"), at(0), auto)
-    desired = world.send(invoice(payment_mode="RESERVATION_DESIRED"), at(0), auto)
-    required = world.send(invoice(payment_mode="RESERVATION_REQUIRED"), at(0), auto)
-    acknowledge = world.send(invoice(acknowledgment_mode="REQUIRE_ACKNOWLEDGMENT"), at(0), auto)
-    canceled = world.send(invoice(), at(0), auto)
-    world.do(lambda s: payments.cancel_invoice(s, world.till, canceled, auto, at(1)))
-    later = world.send(invoice(), at(3), auto)
-    manual = world.send(invoice(), at(0), RULES)  # sent without auto-pay
+    web = webshop_till(world)  # many invoices open at once
+    immediate = world.send(invoice(payment_mode="IMMEDIATE_DEBIT"), at(0), auto, web)
+    desired = world.send(invoice(payment_mode="RESERVATION_DESIRED"), at(0), auto, web)
+    required = world.send(invoice(payment_mode="RESERVATION_REQUIRED"), at(0), auto, web)
+    acknowledge = world.send(invoice(acknowledgment_mode="REQUIRE_ACKNOWLEDGMENT"), at(0), auto,
+                             web)
+    canceled = world.send(invoice(), at(0), auto, web)
+    world.do(lambda s: payments.cancel_invoice(s, web, canceled, auto, at(1)))
+    later = world.send(invoice(), at(3), auto, web)
+    manual = world.send(invoice(), at(0), RULES, web)  # sent without auto-pay
     assert world.row(immediate).auto_pay_at == at(5) and world.row(manual).auto_pay_at is None
 
     assert world.do(lambda s: payments.auto_pay_due(s, auto, at(4.9))) == 0
@@ -1016,7 +1079,7 @@ def test_auto_pay_due(world: World) -> None:
     assert world.row(immediate).auto_pay_at is None
     assert world.do(lambda s: payments.auto_pay_due(s, auto, at(6))) == 0
 
-    world.do(lambda s: payments.update_invoice(s, world.till, acknowledge, invoice(
+    world.do(lambda s: payments.update_invoice(s, web, acknowledge, invoice(
         acknowledgment_mode="REQUIRE_ACKNOWLEDGMENT"), auto, at(7)))
     assert world.do(lambda s: payments.auto_pay_due(s, auto, at(8))) == 2  # it and `later`
     assert world.row(acknowledge).status == Invoice.PAID
@@ -1024,8 +1087,8 @@ def test_auto_pay_due(world: World) -> None:
     assert world.do(lambda s: payments.auto_pay_due(s, auto, at(3600))) == 0
     assert world.row(manual).status == Invoice.ISSUED
     # auto-paid payments follow the 20-second rule like any other
-    assert world.poll(immediate, at(9), auto).status == Invoice.PAID
-    assert world.poll(desired, at(60), auto).status == Invoice.CANCELED
+    assert world.poll(immediate, at(9), auto, web).status == Invoice.PAID
+    assert world.poll(desired, at(60), auto, web).status == Invoice.CANCELED
 
 
 def test_auto_pay_with_the_rule_off_enters_the_ledger(world: World) -> None:
@@ -1040,19 +1103,20 @@ def test_auto_pay_with_the_rule_off_enters_the_ledger(world: World) -> None:
 
 
 def test_a_payment_queues_one_notification(world: World) -> None:
-    reference = world.send(invoice(notification_url=" http://shop.example/n?id=1 "))
-    unset = world.send(invoice())
-    blank = world.send(invoice(notification_url=" "))
+    web = webshop_till(world)
+    reference = world.send(invoice(notification_url=" http://shop.example/n?id=1 "), till=web)
+    unset = world.send(invoice(), till=web)
+    blank = world.send(invoice(notification_url=" "), till=web)
     for ref in (reference, unset, blank):
         world.pay(ref, at(1))
-        world.poll(ref, at(2))
+        world.poll(ref, at(2), till=web)
     reserved = world.send(invoice(payment_mode="RESERVATION_REQUIRED",
-                                  notification_url="https://shop.example/r"))
+                                  notification_url="https://shop.example/r"), till=web)
     world.reserve(reserved, at(3))
     with world.db.read() as session:
         assert [(n.invoice_reference, n.url) for n in session.scalars(select(Notification))] == [
             (reference, "http://shop.example/n?id=1")]
-    world.do(lambda s: payments.commit_reservation(s, world.till, reserved, RULES, at(4)))
+    world.do(lambda s: payments.commit_reservation(s, web, reserved, RULES, at(4)))
     with world.db.read() as session:
         rows = list(session.scalars(select(Notification).order_by(Notification.id)))
     assert [(n.invoice_reference, n.status, n.attempts) for n in rows] == [

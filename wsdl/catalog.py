@@ -71,6 +71,14 @@ _SHOP_ALIAS = "reconciliation/shop.xml"
 _WIRE_ID = re.compile(r"^(?:reconciliation/)?(std_recon_\d{3})(?:\.xml)?$", re.IGNORECASE)
 
 
+def answer_title(wire_id: str | None, spec: ReportSpec, transaction_period_id: str) -> str:
+    """The `title` of a ready executeReport answer: empty for `Reconciliation/Shop.xml` (the
+    manual's 001 sample, `<title/>`), `STD_RECON_00N_<transactionPeriodId>.xml` otherwise."""
+    if (wire_id or "").strip().lower() == _SHOP_ALIAS:
+        return ""
+    return spec.title(transaction_period_id)
+
+
 def find_report(wire_id: str | None) -> ReportSpec | None:
     """The report a register's `reportId` names, or None: the service's own reading of it."""
     text = (wire_id or "").strip()

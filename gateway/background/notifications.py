@@ -1,13 +1,20 @@
-"""Calling an invoice's notificationUrl after its payment: an outbox with retries.
+"""Calling an invoice's notificationUrl when it is PAID: an outbox with retries.
+
+As SEQR did ("the SEQR backend posts an invoiceReference to the URL", the webshop plugin's
+README), the call is an HTTP POST of the form parameter `invoiceReference` to the URL as
+the invoice gave it, its own query string kept (plugins register URLs such as
+`.../notify?order=77`); the receiver then asks getPaymentStatus. Only a payment notifies: a
+canceled, failed or reversed invoice never does.
 
 A payment adds a `Notification` row in its own transaction; a background loop claims due
-rows (`storage.leases.claim_next`, so one process delivers each attempt), calls the URL with an
-HTTP GET and a short timeout, and logs and stores every attempt. No SOAP answer waits for it.
+rows (`storage.leases.claim_next`, so one process delivers each attempt), makes the call
+with a short timeout, and logs and stores every attempt. No SOAP answer waits for it.
 """
 
 import logging
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,11 +33,16 @@ log = logging.getLogger(__name__)
 _CLAIM_SECONDS = 60.0  # while one process calls a URL, the others leave that row alone
 
 
+#: the form parameter naming the paid invoice
+PARAMETER = "invoiceReference"
+
+
 @dataclass(frozen=True)
 class Due:
     notification_id: int
     url: str
     attempt: int
+    invoice_reference: str
 
 
 @dataclass(frozen=True)
@@ -55,15 +67,22 @@ def _take(session: Session, row: Row[Any], now: datetime) -> dict[str, Any]:
 
 def claim_due(db: Database) -> Due | None:
     found = claim_next(db, Notification, _due, _take,
-                       columns=(Notification.url, Notification.attempts),
+                       columns=(Notification.url, Notification.attempts,
+                                Notification.invoice_reference),
                        order_by=(Notification.next_attempt_at,))
-    return None if found is None else Due(found.id, found.url, found.attempts + 1)
+    if found is None:
+        return None
+    return Due(found.id, found.url, found.attempts + 1, found.invoice_reference)
 
 
-def call(url: str, timeout: float) -> Outcome:
+def call(url: str, invoice_reference: str, timeout: float) -> Outcome:
+    """POST `invoiceReference=<reference>` (a form) to `url`, exactly as given."""
     started = time.monotonic()
-    request = urllib.request.Request(url, method="GET",
-                                     headers={"User-Agent": "seqr-emulator-notifier"})
+    form = urllib.parse.urlencode({PARAMETER: invoice_reference}).encode()
+    request = urllib.request.Request(
+        url, data=form, method="POST",
+        headers={"User-Agent": "seqr-emulator-notifier",
+                 "Content-Type": "application/x-www-form-urlencoded"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             status, text = response.status, f"HTTP {response.status}"
@@ -102,5 +121,5 @@ def deliver_one(db: Database, timeout: float, max_attempts: int) -> bool:
     due = claim_due(db)
     if due is None:
         return False
-    record(db, due, call(due.url, timeout), max_attempts)
+    record(db, due, call(due.url, due.invoice_reference, timeout), max_attempts)
     return True

@@ -1,4 +1,4 @@
-"""`seqr-gateway serve | worker | simulate | migrate | add-reseller`.
+"""`seqr-gateway serve | worker | simulate | migrate | add-reseller | add-terminal`.
 
 Every option has an environment fallback (shown in --help), so the same settings work in
 a shell, a service unit or a container.
@@ -94,6 +94,7 @@ _FLAGS = {  # Settings field: the argparse destination of its flag
     "request_read_timeout": "request_read_timeout", "threads": "threads",
     "keep_alive": "keep_alive", "max_connections": "max_connections",
     "auth_max_failures": "auth_max_failures", "auth_lockout_seconds": "auth_lockout_seconds",
+    "strict": "strict",
 }
 
 
@@ -159,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="switch off the buyer simulator's /simulator endpoints "
                        "[SEQR_SIMULATOR=0]; with SEQR_ADMIN_TOKEN set they demand it as a "
                        "bearer token")
+    serve.add_argument("--strict", action="store_true", default=env.strict,
+                       help="refuse every request that departs from the WSDL (elements out "
+                       "of order or missing, unknown elements, ...) with a Client fault "
+                       "naming the deviations, instead of accepting it as the real SEQR "
+                       "did [SEQR_STRICT=1]")
     _add_payment_options(serve, env)
 
     worker = commands.add_parser(
@@ -197,6 +203,19 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--name", help="the shop's name")
     add.add_argument("--update", action="store_true",
                      help="if the user exists, set its password (and the shop's name)")
+
+    terminal = commands.add_parser(
+        "add-terminal", help="create a terminal of a shop and print its terminalId: a cash "
+        "register (as registerTerminal makes), or with --webshop a webshop's terminal")
+    _add_database(terminal, env)
+    terminal.add_argument("--reseller-id", required=True, help="the shop it belongs to")
+    terminal.add_argument("--password", required=True,
+                          help="the terminal's password (at least 4 characters)")
+    terminal.add_argument("--name", help="the name buyers see (default: --external-id)")
+    terminal.add_argument("--external-id", help="the shop's own label for it")
+    terminal.add_argument("--webshop", action="store_true",
+                          help="a webshop's terminal, which keeps many open invoices (a cash "
+                          "register keeps one: a new sendInvoice cancels its unpaid one)")
     return parser
 
 
@@ -219,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.root.level))
     handler = {
         "serve": _serve, "worker": _worker, "migrate": _migrate, "add-reseller": _add_reseller,
-        "simulate": _simulate,
+        "add-terminal": _add_terminal, "simulate": _simulate,
     }[args.command]
     return handler(args)
 
@@ -272,6 +291,30 @@ def _add_reseller(args: argparse.Namespace) -> int:
     changed = "new password" + (", shop name" if args.name else "")
     print(f"reseller {args.id} user {args.user_id} "
           + (f"updated ({changed})" if existed else "ready"))
+    return 0
+
+
+def _add_terminal(args: argparse.Namespace) -> int:
+    from gateway import terminals
+    from gateway.errors import SeqrError
+    from storage.models import Reseller, Terminal
+
+    db = _ready_database(args.database_url)
+    if db is None:
+        return 2
+    kind = Terminal.WEBSHOP if args.webshop else Terminal.CASH_REGISTER
+    try:
+        with db.write() as session:
+            if session.get(Reseller, args.reseller_id) is None:
+                print(f"seqr-gateway: add-terminal: no reseller {args.reseller_id}: create it "
+                      "first with add-reseller", file=sys.stderr)
+                return 2
+            terminal_id = terminals.add_terminal(session, args.reseller_id, args.external_id,
+                                                 args.password, args.name, kind)
+    except SeqrError as error:
+        print(f"seqr-gateway: add-terminal: {error.detail}", file=sys.stderr)
+        return 2
+    print(terminal_id)
     return 0
 
 

@@ -13,7 +13,7 @@ from gateway.reports.catalog import lookup
 from gateway.reports.render import ReportScope
 from storage import jobs
 from storage.models import ReportJob, Terminal, TransactionPeriod, utcnow
-from wsdl.catalog import ReportSpec
+from wsdl.catalog import ReportSpec, answer_title
 from wsdl.resultcodes import ResultCode
 
 #: the public reason of a report that failed for good; never the error itself
@@ -74,13 +74,19 @@ def _terminal_of(session: Session, spec: ReportSpec, period: TransactionPeriod,
     return terminal_id
 
 
-def answer(session: Session, job: ReportJob) -> ReportDocumentOut:
-    """The stored document, or why there is none yet (2) or ever (90, a short public reason)."""
+def answer(session: Session, job: ReportJob, report_id: str | None = None) -> ReportDocumentOut:
+    """The stored document, titled for the `reportId` asked (`wsdl.catalog.answer_title`), or
+    why there is none yet (2) or ever (90, a short public reason)."""
     if job.status == ReportJob.DONE:
         document = jobs.document_of(session, job.id)
         assert document is not None
         content = b"".join(jobs.document_chunks(session, job.id))
-        return ReportDocumentOut(document.title, document.mime_type, content)
+        title = document.title
+        if report_id is not None:
+            period = session.get(TransactionPeriod, job.period_id)
+            assert period is not None and period.public_id is not None
+            title = answer_title(report_id, lookup(report_id), period.public_id)
+        return ReportDocumentOut(title, document.mime_type, content)
     if job.status == ReportJob.FAILED:
         # the reason (job.last_error) is for the operator: the log, /metrics, the database
         raise SeqrError(ResultCode.SYSTEM_ERROR, RENDER_FAILED)

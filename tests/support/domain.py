@@ -24,9 +24,22 @@ def new_shop(db: Database, reseller_id: str = "shop-1") -> Principal:
     return Principal("RESELLERUSER", reseller_id, user_id="9900")
 
 
-def new_terminal(db: Database, owner: Principal, label: str = "Till 1") -> str:
+def new_terminal(db: Database, owner: Principal, label: str = "Till 1",
+                 kind: str = Terminal.CASH_REGISTER) -> str:
+    """A cash register registered by the shop, or (`Terminal.WEBSHOP`) a webshop's terminal."""
     with db.write() as session:
-        return terminals.register_terminal(session, owner, label, "till-pw", label)
+        if kind == Terminal.CASH_REGISTER:
+            return terminals.register_terminal(session, owner, label, "till-pw", label)
+        return terminals.add_terminal(session, owner.reseller_id, label, "till-pw", label, kind)
+
+
+def webshop_terminal(db: Database, reseller_id: str, password: str = "till-pw",
+                     name: str = "Web shop") -> str:
+    """A webshop's terminal, as the operator makes it (`seqr-gateway add-terminal --webshop`):
+    many invoices open at once, where a cash register keeps one."""
+    with db.write() as session:
+        return terminals.add_terminal(session, reseller_id, name, password, name,
+                                      Terminal.WEBSHOP)
 
 
 @dataclass

@@ -25,11 +25,15 @@ def poll_report(call: Callable[[], Any], timeout: float = 20.0, interval: float 
     raise AssertionError("report not ready in time")
 
 
-def report_document(answer: Any, report_id: str, period_id: str) -> Any:
-    """The report of a SUCCESS answer, checked against its XSD; its root element."""
+def report_document(answer: Any, report_id: str, period_id: str,
+                    title: str | None = None) -> Any:
+    """The report of a SUCCESS answer, checked against its XSD; its root element. Its title
+    is `STD_RECON_00N_<period>.xml`, or `title` when given (empty for Reconciliation/Shop.xml,
+    as the manual's sample shows)."""
     assert answer.resultCode == 0, answer.resultDescription
     report = answer.report
-    assert report.title == f"{report_id}_{period_id}.xml"
+    expected = f"{report_id}_{period_id}.xml" if title is None else title
+    assert (report.title or "") == expected, report.title
     content = report.content
     if isinstance(content, str):  # suds leaves base64Binary encoded
         content = base64.b64decode(content)
