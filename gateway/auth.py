@@ -29,6 +29,17 @@ class Credentials:
     user_id: str | None = None
     password: str | None = None
 
+    def with_user_in_id(self) -> "Credentials | None":
+        """The Java cash-register sample's RESELLERUSER: `id` spelled `shop/user` and no
+        `userId`, which SEQR took as reseller `shop`, user `user`. Those credentials with
+        the two apart; None for any other spelling."""
+        if (self.principal_type or "").strip().upper() != RESELLERUSER or self.user_id:
+            return None
+        shop, slash, user = (self.principal_id or "").rpartition("/")
+        if not slash or not shop or not user:
+            return None
+        return Credentials(self.principal_type, shop, user, self.password)
+
 
 @dataclass(frozen=True)
 class Principal:

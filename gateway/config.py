@@ -29,6 +29,13 @@ def env_int(name: str, default: int) -> int:
     return int(raw) if raw not in (None, "") else default
 
 
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    return raw.strip().lower() not in ("0", "false", "no", "off")
+
+
 @dataclass(frozen=True)
 class PaymentRules:
     """The payment side's two tunable rules, as the domain (`gateway.payments`) reads them."""
@@ -96,6 +103,8 @@ class Settings:
     #: notificationUrl calls: attempts, and seconds each may take
     notification_attempts: int = 3
     notification_timeout: float = 3.0
+    #: refuse any request that departs from the WSDL (a Client fault naming the deviations)
+    strict: bool = False
 
     @property
     def payment_rules(self) -> PaymentRules:
@@ -131,4 +140,5 @@ class Settings:
                 "SEQR_NOTIFICATION_ATTEMPTS", cls.notification_attempts),
             notification_timeout=env_float(
                 "SEQR_NOTIFICATION_TIMEOUT", cls.notification_timeout),
+            strict=env_bool("SEQR_STRICT", cls.strict),
         )

@@ -52,7 +52,8 @@ def amount_xml(value: str) -> str:
 
 
 def invoice_xml(total: str = "10.00", rows: str | None = None, **fields: str) -> str:
-    """An invoice with `fields` (element name: text) in the contract's order."""
+    """An invoice with `fields` (element name: text) in the contract's order; it states
+    NO_ACKNOWLEDGMENT (an omitted mode would wait for the register after the scan)."""
     if rows is None:
         rows = (f"<invoiceRow><itemDescription>Coffee</itemDescription><itemQuantity>1"
                 f"</itemQuantity><itemTotalAmount>{amount_xml(total)}</itemTotalAmount>"
@@ -60,7 +61,8 @@ def invoice_xml(total: str = "10.00", rows: str | None = None, **fields: str) ->
     head = "".join(f"<{k}>{fields[k]}</{k}>" for k in ("title", "clientInvoiceId") if k in fields)
     tail = "".join(f"<{k}>{fields[k]}</{k}>"
                    for k in ("cashierId", "footer", "backURL", "notificationUrl") if k in fields)
-    return (f"<invoice>{head}<invoiceRows>{rows}</invoiceRows>"
+    return (f"<invoice><acknowledgmentMode>NO_ACKNOWLEDGMENT</acknowledgmentMode>{head}"
+            f"<invoiceRows>{rows}</invoiceRows>"
             f"<totalAmount>{amount_xml(total)}</totalAmount>{tail}</invoice>")
 
 

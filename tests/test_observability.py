@@ -67,18 +67,23 @@ def test_metrics_count_every_operation_by_result_code_across_workers(
         assert code_of(mark(server, shop.reseller_id, "wrong")) == "20"
     for _ in range(2):
         assert server.post("<not-xml").status_code == 500
+    own = context_xml(shop.reseller_id, password=shop.password)
+    unknown = envelope("markTransactionPeriod", own + "<note>end of day</note>")
+    for _ in range(4):  # accepted as the real service did, and counted
+        assert code_of(server.post(unknown)) == "0"
     after = scrape(server)
 
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
 
     assert delta("seqr_soap_requests_total", operation="markTransactionPeriod",
-                 result_code="0") == 10
+                 result_code="0") == 14
     assert delta("seqr_soap_requests_total", operation="markTransactionPeriod",
                  result_code="20") == 3
     assert delta("seqr_soap_request_duration_seconds_count",
-                 operation="markTransactionPeriod") == 13
-    assert delta("seqr_soap_faults_total", fault_code="Client.XMLSyntaxError") == 2
+                 operation="markTransactionPeriod") == 17
+    assert delta("seqr_soap_faults_total", fault_code="Client") == 2
+    assert delta("seqr_soap_deviations_total", kind="unknown-element") == 4
 
 
 def test_queue_depth_oldest_job_and_render_durations(two_process_server: GatewayServer) -> None:

@@ -2,46 +2,31 @@
 
 import json
 import logging
-import re
 from collections.abc import Callable, Iterable
-from io import BytesIO
 from typing import Any
 from wsgiref.util import request_uri
-from xml.sax.saxutils import escape
 
-import spyne.const as spyne_const
-from spyne import Application
-from spyne.server.wsgi import WsgiApplication
 from sqlalchemy import text
 
 from gateway.auth import client_address
 from gateway.config import Settings
 from gateway.service import Gateway
-from gateway.wire import metrics
-from gateway.wire.contract import NS, ERSWSExternalClientService
+from gateway.wire import envelope, metrics
+from gateway.wire.deviations import ENVIRON_KEY as DEVIATIONS_KEY
 from gateway.wire.simulator import PREFIX as SIMULATOR_PREFIX
 from gateway.wire.simulator import Simulator
-from gateway.wire.soap import ContractSoap11
+from gateway.wire.soap import FAULT_STATUS, SoapEndpoint
 from storage.database import Database
 from storage.jobs import waiting_jobs
 from wsdl import served_wsdl
 
 log = logging.getLogger(__name__)
 
+#: both are the v2 service; a POST to either's `?wsdl` URL reaches it too
 SOAP_PATHS = ("/extclientproxy/service/v2", "/soap/merchant/cashregister-2")
-_FAULT_CODE = re.compile(rb"<faultcode>(?:[^<:]*:)?([^<]*)</faultcode>")
 
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
-
-
-def _fault(code: str, reason: str) -> bytes:
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>'
-        '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
-        f"<soap:Fault><faultcode>soap:{code}</faultcode><faultstring>{escape(reason)}"
-        "</faultstring></soap:Fault></soap:Body></soap:Envelope>"
-    ).encode()
 
 
 class GatewayApp:
@@ -50,19 +35,7 @@ class GatewayApp:
         self.settings = settings
         self.gateway = Gateway(db, settings)
         self.simulator = Simulator(db, settings) if settings.simulator else None
-        # Spyne forces a full gc.collect() after a request at most once a second, for SOAP
-        # attachments; the gateway takes none, and the pause was most of the p99.
-        spyne_const.MIN_GC_INTERVAL = float("inf")
-        application = Application(
-            [ERSWSExternalClientService],
-            tns=NS,
-            name="ERSWSExternalClientServiceService",
-            in_protocol=ContractSoap11(),
-            out_protocol=ContractSoap11(),
-        )
-        application.gateway = self.gateway  # reached by the service methods as ctx.app.gateway
-        metrics.instrument(application)
-        self.soap = WsgiApplication(application, max_content_length=settings.max_body_bytes + 1)
+        self.soap = SoapEndpoint(self.gateway, strict=settings.strict)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -88,35 +61,33 @@ class GatewayApp:
         body = self._read_body(environ)
         if body is None:
             reason = f"request body larger than {self.settings.max_body_bytes} bytes"
-            return _send(start_response, "413 Request Entity Too Large",
-                         "text/xml; charset=utf-8", _fault("Client", reason))
+            metrics.count_fault(envelope.CLIENT)
+            return _send(start_response, "413 Request Entity Too Large", envelope.CONTENT_TYPE,
+                         envelope.fault(envelope.CLIENT, reason))
         client_address.set(environ.get("REMOTE_ADDR"))  # failed logins count per address
-        environ["wsgi.input"] = BytesIO(body)
-        environ["CONTENT_LENGTH"] = str(len(body))
-        environ.setdefault("CONTENT_TYPE", "text/xml")
-        return self._soap(environ, start_response)
+        return self._soap(environ, start_response, body)
 
-    def _soap(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        """Spyne's answer, or a SOAP `Server` fault (logged) if anything escapes it: never an
-        HTML error page with the traceback left to the WSGI server."""
-        answer: list[Any] = []
 
-        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            answer[:] = [status, headers]
-            return lambda data: None  # spyne never uses the legacy write()
-
+    def _soap(self, environ: Environ, start_response: StartResponse,
+              body: bytes) -> Iterable[bytes]:
+        """The SOAP answer, or a SOAP `Server` fault (logged) if anything escapes it: never
+        an HTML error page with the traceback left to the WSGI server. The request's
+        contract deviations are left in the environ for whatever wraps this app."""
+        environ[DEVIATIONS_KEY] = []
         try:
-            body = list(self.soap(environ, capture))  # the chunks as they are: no extra copy
+            exchange = self.soap.handle(body, environ.get("HTTP_SOAPACTION"),
+                                        environ.get("QUERY_STRING", ""))
         except Exception as error:
             log.exception("unhandled error in the SOAP layer")
             metrics.count_error(type(error).__name__)
-            return _send(start_response, "500 Internal Server Error", "text/xml; charset=utf-8",
-                         _fault("Server", "internal error"))
-        if answer[0].startswith("5"):
-            fault = _FAULT_CODE.search(b"".join(body))
-            metrics.count_fault(fault.group(1).decode() if fault else "unknown")
-        start_response(*answer)
-        return body
+            metrics.count_fault(envelope.SERVER)
+            return _send(start_response, FAULT_STATUS, envelope.CONTENT_TYPE,
+                         envelope.fault(envelope.SERVER, "internal error"))
+        environ[DEVIATIONS_KEY] = exchange.deviations
+        length = sum(len(chunk) for chunk in exchange.chunks)
+        start_response(exchange.status, [("Content-Type", envelope.CONTENT_TYPE),
+                                         ("Content-Length", str(length))])
+        return exchange.chunks
 
     def _read_body(self, environ: Environ) -> bytes | None:
         """The whole body, or None when it is over the limit (then it is not read at all)."""

@@ -8,10 +8,10 @@ resultCode, never faults.
 """
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from spyne import (
+    Application,
     ByteArray,
     ComplexModel,
     DateTime,
@@ -24,14 +24,18 @@ from spyne import (
     Unicode,
     rpc,
 )
+from spyne.protocol.soap import Soap11
 from sqlalchemy.exc import DBAPIError
 
 from gateway import invoices, payments
 from gateway.auth import Credentials
 from gateway.errors import SeqrError, database_error_code
 from gateway.parameters import Parameters
+from gateway.principals import PrincipalInfo
+from gateway.reports.requests import ReportDocumentOut
 from gateway.service import Gateway
-from gateway.wire import metrics
+from gateway.wire import deviations, metrics
+from gateway.wire.deviations import Deviation
 from wsdl import TARGET_NAMESPACE
 from wsdl.resultcodes import ResultCode
 
@@ -340,13 +344,44 @@ class ErswsTransferResponse(ErswsResponse):
 # --- translation helpers -----------------------------------------------------------------
 
 
-def credentials(context: ClientContext | None) -> Credentials | None:
+class StrictRefusalError(Exception):
+    """A translation helper noted a deviation under `--strict`: refused before any call."""
+
+
+class Call:
+    """One request on its way through a port method: the gateway, and the request's
+    deviations (the reader's, and any a translation helper notes while it maps the
+    arguments, before the gateway is called)."""
+
+    __slots__ = ("deviations", "gateway", "operation", "strict")
+
+    def __init__(self, gateway: Gateway, operation: str, deviations: list[Deviation],
+                 strict: bool = False) -> None:
+        self.gateway = gateway
+        self.operation = operation
+        self.deviations = deviations
+        self.strict = strict
+
+    def note(self, kind: str, detail: str) -> None:
+        self.deviations.append(Deviation(kind, detail))
+        if self.strict:
+            raise StrictRefusalError(detail)
+
+
+def credentials(call: Call, context: ClientContext | None) -> Credentials | None:
     if context is None:
         return None
     principal = context.initiatorPrincipalId
     if principal is None:
         return Credentials(password=context.password)
-    return Credentials(principal.type, principal.id, principal.userId, context.password)
+    creds = Credentials(principal.type, principal.id, principal.userId, context.password)
+    split = creds.with_user_in_id()
+    if split is not None:
+        call.note(deviations.PRINCIPAL_SHOP_SLASH_USER,
+                  f"{call.operation}/context/initiatorPrincipalId/id {principal.id!r}: "
+                  f"read as reseller {split.principal_id!r}, user {split.user_id!r}")
+        return split
+    return creds
 
 
 def to_parameters(value: ParameterMap | None) -> Parameters:
@@ -400,6 +435,17 @@ def to_invoice_data(value: Invoice | None) -> invoices.InvoiceData | None:
     )
 
 
+def register_invoice(call: Call, value: Invoice | None) -> invoices.InvoiceData | None:
+    """The invoice of sendInvoice or updateInvoice; an omitted acknowledgmentMode is noted,
+    with the reason it matters (`invoices.OMITTED_ACKNOWLEDGMENT_MODE`)."""
+    data = to_invoice_data(value)
+    if data is not None and data.acknowledgment_mode is None:
+        call.note(deviations.ACKNOWLEDGMENT_MODE_OMITTED,
+                  f"{call.operation}/invoice/acknowledgmentMode: "
+                  + invoices.OMITTED_ACKNOWLEDGMENT_MODE_NOTE)
+    return data
+
+
 def from_invoice_data(data: invoices.InvoiceData) -> Invoice:
     rows = [
         PaymentInvoiceRow(
@@ -435,36 +481,60 @@ def from_payment_status(status: payments.PaymentStatus) -> dict[str, Any]:
     return fields
 
 
-def _gateway(ctx: Any) -> Gateway:
-    gateway: Gateway = ctx.app.gateway
-    return gateway
+def from_report(document: ReportDocumentOut) -> dict[str, Any]:
+    return {"report": Report(title=document.title, mimeType=document.mime_type,
+                             content=document.content,
+                             contentString=document.content.decode("utf-8"))}
 
 
-def respond(response: type[ErswsResponse], call: Callable[[], dict[str, Any] | None]) -> Any:
-    """Run a call; its fields on SUCCESS, or the result code it failed with."""
+def from_principal(info: PrincipalInfo) -> dict[str, Any]:
+    return {"requestedPrincipal": Principal(
+        principalId=PrincipalId(id=info.principal_id, type=info.principal_type,
+                                userId=info.user_id),
+        principalName=info.name, status=info.status)}
+
+
+def receipt_data(document: ReceiptDocument | None) -> tuple[str | None, bytes | None, str | None]:
+    """(mimeType, receiptData, receiptType); an empty or absent receiptData is allowed."""
+    if document is None:
+        return None, None, None
+    return document.mimeType, document.receiptData, document.receiptType
+
+
+# --- the port: one wrapper for every method ------------------------------------------------
+
+
+def return_type(method: Any) -> Any:
+    """The `<return>` type of a port method (an `erswsResponse` extension)."""
+    kind = method.out_message._type_info["return"]
+    return getattr(kind, "__orig__", None) or kind
+
+
+def invoke(call: Call, method: Any, arguments: list[Any]) -> dict[str, Any]:
+    """Run a port method: its fields with resultCode 0 SUCCESS, or the result code it failed
+    with. Business outcomes are answers, never faults."""
     try:
-        fields = call() or {}
-        return response(resultCode=0, resultDescription=ResultCode.SUCCESS.name, **fields)
+        fields = method.function(call, *arguments) or {}
+        return {"resultCode": 0, "resultDescription": ResultCode.SUCCESS.name, **fields}
+    except StrictRefusalError:
+        raise
     except SeqrError as error:
-        return response(resultCode=int(error.code), resultDescription=error.description)
+        return {"resultCode": int(error.code), "resultDescription": error.description}
     except DBAPIError as error:  # the error's text (SQL, parameters) goes to the log only
         code = database_error_code(error)
         log.exception("database error")
         metrics.count_error(type(error.orig).__name__ if error.orig else type(error).__name__)
-        return response(resultCode=int(code), resultDescription=code.describe("database error"))
+        return {"resultCode": int(code), "resultDescription": code.describe("database error")}
     except Exception as error:
         log.exception("unexpected error")
         metrics.count_error(type(error).__name__)
         code = ResultCode.SYSTEM_ERROR
-        return response(resultCode=int(code), resultDescription=code.describe("internal error"))
+        return {"resultCode": int(code), "resultDescription": code.describe("internal error")}
 
 
-def unsupported(response: type[ErswsResponse], operation: str) -> Any:
-    code = ResultCode.UNSUPPORTED_OPERATION
-    return response(
-        resultCode=int(code),
-        resultDescription=code.describe(f"{operation} is not implemented by this gateway"),
-    )
+def unsupported(call: Call) -> None:
+    raise SeqrError(ResultCode.UNSUPPORTED_OPERATION,
+                    f"{call.operation} is not implemented by this gateway")
 
 
 def operation(*args: Any, returns: Any) -> Any:
@@ -476,163 +546,134 @@ def operation(*args: Any, returns: Any) -> Any:
                _out_variable_name="return", _body_style="wrapped")
 
 
+def methods() -> dict[str, Any]:
+    """Every operation of the port type by name: its Spyne method descriptor."""
+    return dict(ERSWSExternalClientService.public_methods)
+
+
+def spyne_application() -> Application:
+    """The port type as a Spyne application: what Spyne would make of the models (its WSDL,
+    its serialisation). Never served; tests compare it with the official WSDL."""
+    return Application([ERSWSExternalClientService], tns=NS,
+                       name="ERSWSExternalClientServiceService",
+                       in_protocol=Soap11(), out_protocol=Soap11())
+
+
 Context = ClientContext
 
 
 class ERSWSExternalClientService(ServiceBase):
+    """Each method maps its wire arguments to one `Gateway` call and the result to the
+    answer's fields; `invoke` makes the answer (and the result code of any failure)."""
+
     # --- reconciliation ---
 
     @operation(Context, ParameterMap, returns=ErswsMarkTransactionPeriodResponse)
-    def markTransactionPeriod(ctx, context, parameters):
-        def call() -> dict[str, Any]:
-            period_id = _gateway(ctx).mark_transaction_period(
-                credentials(context), to_parameters(parameters)
-            )
-            return {"ersReference": period_id, "transactionPeriodId": period_id}
-
-        return respond(ErswsMarkTransactionPeriodResponse, call)
+    def markTransactionPeriod(call, context, parameters):
+        period = call.gateway.mark_transaction_period(
+            credentials(call, context), to_parameters(parameters))
+        return {"ersReference": period, "transactionPeriodId": period}
 
     @operation(Context, Unicode, Unicode, ParameterMap, returns=ErswsExecuteReportResponse)
-    def executeReport(ctx, context, reportId, language, parameters):
-        def call() -> dict[str, Any]:
-            document = _gateway(ctx).execute_report(
-                credentials(context), reportId, to_parameters(parameters)
-            )
-            return {
-                "report": Report(
-                    title=document.title,
-                    mimeType=document.mime_type,
-                    content=[document.content],
-                    contentString=document.content.decode("utf-8"),
-                )
-            }
-
-        return respond(ErswsExecuteReportResponse, call)
+    def executeReport(call, context, reportId, language, parameters):
+        return from_report(call.gateway.execute_report(
+            credentials(call, context), reportId, to_parameters(parameters)))
 
     # --- terminals ---
 
     @operation(Context, Unicode, Unicode, Unicode, returns=ErswsRegisterTerminalResponse)
-    def registerTerminal(ctx, context, externalTerminalId, password, name):
-        def call() -> dict[str, Any]:
-            terminal_id = _gateway(ctx).register_terminal(
-                credentials(context), externalTerminalId, password, name
-            )
-            return {"terminalId": terminal_id}
-
-        return respond(ErswsRegisterTerminalResponse, call)
+    def registerTerminal(call, context, externalTerminalId, password, name):
+        return {"terminalId": call.gateway.register_terminal(
+            credentials(call, context), externalTerminalId, password, name)}
 
     @operation(Context, returns=ErswsResponse)
-    def unregisterTerminal(ctx, context):
-        return respond(
-            ErswsResponse, lambda: _gateway(ctx).unregister_terminal(credentials(context))
-        )
+    def unregisterTerminal(call, context):
+        call.gateway.unregister_terminal(credentials(call, context))
 
     @operation(Context, Unicode, returns=ErswsResponse)
-    def assignSeqrId(ctx, context, seqrId):
-        return respond(
-            ErswsResponse, lambda: _gateway(ctx).assign_seqr_id(credentials(context), seqrId)
-        )
+    def assignSeqrId(call, context, seqrId):
+        call.gateway.assign_seqr_id(credentials(call, context), seqrId)
 
     @operation(returns=ErswsResponse)
-    def benchmarkingNop(ctx):
-        return respond(ErswsResponse, lambda: None)
+    def benchmarkingNop(call):
+        return None
 
     # --- payments ---
 
     @operation(Context, Invoice, many(CustomerToken), returns=ErswsSendInvoiceResponse)
-    def sendInvoice(ctx, context, invoice, tokens):
-        def call() -> dict[str, Any]:
-            sent = _gateway(ctx).send_invoice(credentials(context), to_invoice_data(invoice))
-            return {"invoiceQRCode": sent.qr_code, "invoiceReference": sent.reference}
-
-        return respond(ErswsSendInvoiceResponse, call)
+    def sendInvoice(call, context, invoice, tokens):
+        sent = call.gateway.send_invoice(credentials(call, context),
+                                         register_invoice(call, invoice))
+        return {"invoiceQRCode": sent.qr_code, "invoiceReference": sent.reference}
 
     @operation(Context, Unicode, Invoice, many(CustomerToken), returns=ErswsResponse)
-    def updateInvoice(ctx, context, invoiceReference, invoice, tokens):
-        return respond(ErswsResponse, lambda: _gateway(ctx).update_invoice(
-            credentials(context), invoiceReference, to_invoice_data(invoice)))
+    def updateInvoice(call, context, invoiceReference, invoice, tokens):
+        call.gateway.update_invoice(credentials(call, context), invoiceReference,
+                                    register_invoice(call, invoice))
 
     @operation(Context, Unicode, field(Integer32, 1), returns=ErswsPaymentStatusResponse)
-    def getPaymentStatus(ctx, context, invoiceReference, invoiceVersion):
-        def call() -> dict[str, Any]:
-            status = _gateway(ctx).get_payment_status(credentials(context), invoiceReference)
-            return from_payment_status(status)
-
-        return respond(ErswsPaymentStatusResponse, call)
+    def getPaymentStatus(call, context, invoiceReference, invoiceVersion):
+        return from_payment_status(call.gateway.get_payment_status(
+            credentials(call, context), invoiceReference))
 
     @operation(Context, Unicode, returns=ErswsResponse)
-    def cancelInvoice(ctx, context, invoiceReference):
-        return respond(ErswsResponse, lambda: _gateway(ctx).cancel_invoice(
-            credentials(context), invoiceReference))
+    def cancelInvoice(call, context, invoiceReference):
+        call.gateway.cancel_invoice(credentials(call, context), invoiceReference)
 
     @operation(Context, Unicode, returns=ErswsResponse)
-    def commitReservation(ctx, context, invoiceReference):
-        return respond(ErswsResponse, lambda: _gateway(ctx).commit_reservation(
-            credentials(context), invoiceReference))
+    def commitReservation(call, context, invoiceReference):
+        call.gateway.commit_reservation(credentials(call, context), invoiceReference)
 
     @operation(Context, Unicode, ReceiptDocument, returns=ErswsResponse)
-    def submitPaymentReceipt(ctx, context, ersReference, receiptDocument):
-        document = receiptDocument or ReceiptDocument()
-        data = b"".join(document.receiptData) if document.receiptData is not None else None
-        return respond(ErswsResponse, lambda: _gateway(ctx).submit_payment_receipt(
-            credentials(context), ersReference, document.mimeType, data, document.receiptType))
+    def submitPaymentReceipt(call, context, ersReference, receiptDocument):
+        return {"ersReference": call.gateway.submit_payment_receipt(
+            credentials(call, context), ersReference, *receipt_data(receiptDocument))}
 
     @operation(Context, Unicode, Invoice, returns=ErswsResponse)
-    def refundPayment(ctx, context, ersReference, invoice):
-        def call() -> dict[str, Any]:
-            refund = _gateway(ctx).refund_payment(
-                credentials(context), ersReference, to_invoice_data(invoice))
-            return {"ersReference": refund}
-
-        return respond(ErswsResponse, call)
+    def refundPayment(call, context, ersReference, invoice):
+        return {"ersReference": call.gateway.refund_payment(
+            credentials(call, context), ersReference, to_invoice_data(invoice))}
 
     # --- principals ---
 
     @operation(Context, PrincipalId, returns=ErswsPrincipalInformationResponse)
-    def requestPrincipalInformation(ctx, context, principalId):
-        def call() -> dict[str, Any]:
-            info = _gateway(ctx).request_principal_information(
-                credentials(context), principal_credentials(principalId))
-            return {"requestedPrincipal": Principal(
-                principalId=PrincipalId(id=info.principal_id, type=info.principal_type,
-                                        userId=info.user_id),
-                principalName=info.name, status=info.status)}
-
-        return respond(ErswsPrincipalInformationResponse, call)
+    def requestPrincipalInformation(call, context, principalId):
+        return from_principal(call.gateway.request_principal_information(
+            credentials(call, context), principal_credentials(principalId)))
 
     @operation(Context, PrincipalId, Unicode, returns=ErswsResponse)
-    def changePrincipalPassword(ctx, context, principalId, newPassword):
-        return respond(ErswsResponse, lambda: _gateway(ctx).change_principal_password(
-            credentials(context), principal_credentials(principalId), newPassword))
+    def changePrincipalPassword(call, context, principalId, newPassword):
+        call.gateway.change_principal_password(
+            credentials(call, context), principal_credentials(principalId), newPassword)
 
     # --- outside a merchant's interface: always 91 ---
 
     @operation(Context, PrincipalId, PrincipalId, Unicode, returns=ErswsResponse)
     def confirmCustomerRegistration(
-        ctx, context, principalId, secondaryPrincipalId, registrationReference
+        call, context, principalId, secondaryPrincipalId, registrationReference
     ):
-        return unsupported(ErswsResponse, "confirmCustomerRegistration")
+        unsupported(call)
 
     @operation(Context, PrincipalId, PrincipalId, PrincipalAccountSpecifier,
                PrincipalAccountSpecifier, many(PurchaseOrderRow), returns=ErswsPurchaseResponse)
     def requestPurchase(
-        ctx, context, senderPrincipalId, receiverPrincipalId,
+        call, context, senderPrincipalId, receiverPrincipalId,
         senderAccountSpecifier, receiverAccountSpecifier, purchaseOrder,
     ):
-        return unsupported(ErswsPurchaseResponse, "requestPurchase")
+        unsupported(call)
 
     @operation(Context, PrincipalId, PrincipalId, PrincipalAccountSpecifier,
                PrincipalAccountSpecifier, Unicode, Amount, returns=ErswsTopupResponse)
     def requestTopup(
-        ctx, context, senderPrincipalId, topupPrincipalId,
+        call, context, senderPrincipalId, topupPrincipalId,
         senderAccountSpecifier, topupAccountSpecifier, productId, amount,
     ):
-        return unsupported(ErswsTopupResponse, "requestTopup")
+        unsupported(call)
 
     @operation(Context, PrincipalId, PrincipalId, PrincipalAccountSpecifier,
                PrincipalAccountSpecifier, Unicode, Amount, returns=ErswsTransferResponse)
     def requestTransfer(
-        ctx, context, senderPrincipalId, receiverPrincipalId,
+        call, context, senderPrincipalId, receiverPrincipalId,
         senderAccountSpecifier, receiverAccountSpecifier, productId, amount,
     ):
-        return unsupported(ErswsTransferResponse, "requestTransfer")
+        unsupported(call)

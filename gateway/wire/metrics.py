@@ -2,15 +2,14 @@
 
 Per process (aggregated over gunicorn's workers through prometheus-client's multiprocess
 mode when PROMETHEUS_MULTIPROC_DIR is set, as `serve` does): SOAP operations answered by
-operation and resultCode, their latency, and faults. From the database at scrape time, so
-that every report worker process counts: report jobs by status, the age of the oldest
-pending one, and renders with their durations per report.
+operation and resultCode, their latency, faults, and contract deviations by kind. From
+the database at scrape time, so that every report worker process counts: report jobs by
+status, the age of the oldest pending one, and renders with their durations per report.
 """
 
 import collections
 import os
-import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -47,33 +46,29 @@ ERRORS = Counter(
     "(the error itself is in the log, never in the answer)", ["error"],
 )
 
-_STARTED = "seqr_metrics_started"
+DEVIATIONS = Counter(
+    "seqr_soap_deviations",
+    "Ways requests departed from the WSDL that the gateway accepted (or refused under "
+    "--strict), by kind", ["kind"],
+)
 
 
-def instrument(application: Any) -> None:
-    """Count and time every operation of a Spyne application, by its resultCode."""
-    events = application.event_manager
-
-    def on_call(ctx: Any) -> None:
-        if ctx.udc is None:  # Spyne's slot for a method context's own data
-            ctx.udc = {}
-        ctx.udc[_STARTED] = time.perf_counter()
-
-    def on_return(ctx: Any) -> None:
-        operation = ctx.descriptor.name if ctx.descriptor is not None else "unknown"
-        answer = ctx.out_object[0] if ctx.out_object else None
-        code = getattr(answer, "resultCode", None)
-        REQUESTS.labels(operation, str(code)).inc()
-        started = (ctx.udc or {}).get(_STARTED)
-        if started is not None:
-            LATENCY.labels(operation).observe(time.perf_counter() - started)
-
-    events.add_listener("method_call", on_call)
-    events.add_listener("method_return_object", on_return)
+def observe(operation: str, result_code: int, seconds: float,
+            deviations: Iterable[Any] = ()) -> None:
+    """An answered operation: its resultCode, its time, and its request's deviations."""
+    REQUESTS.labels(operation, str(result_code)).inc()
+    LATENCY.labels(operation).observe(seconds)
+    count_deviations(deviations)
 
 
-def count_fault(fault_code: str) -> None:
+def count_fault(fault_code: str, deviations: Iterable[Any] = ()) -> None:
     FAULTS.labels(fault_code).inc()
+    count_deviations(deviations)
+
+
+def count_deviations(deviations: Iterable[Any]) -> None:
+    for deviation in deviations:
+        DEVIATIONS.labels(deviation.kind).inc()
 
 
 def count_error(kind: str) -> None:

@@ -39,10 +39,22 @@ def assert_return_order(operation: str, ret: Any) -> None:
     assert not missing, f"required {missing} missing: {names}"
 
 
+MANUAL_START = (f'<soap:Envelope xmlns:soap="{SOAP_ENV}"><soap:Body>'
+                f'<ns2:{{operation}}Response xmlns:ns2="{NS}"><return>')
+MANUAL_END = "</return></ns2:{operation}Response></soap:Body></soap:Envelope>"
+
+
 def check_response(response: Any, operation: str) -> Any:
-    """The raw HTTP answer of `operation`, checked on the wire; its `<return>` element."""
+    """The raw HTTP answer of `operation`, checked on the wire; its `<return>` element.
+
+    The bytes are the manual's (chapter 5): `soap:` envelope, `ns2:` wrapper declaring its
+    namespace, `<return>` and everything below it without a namespace, elements in the
+    official order, the whole payload valid against the official WSDL's schema."""
     assert response.status_code == 200, response.content
     assert response.headers["Content-Type"].startswith("text/xml"), response.headers
+    text = response.content.decode("utf-8")
+    assert text.startswith(MANUAL_START.format(operation=operation)), text[:300]
+    assert text.endswith(MANUAL_END.format(operation=operation)), text[-300:]
     root = etree.fromstring(response.content)
     assert root.tag == f"{{{SOAP_ENV}}}Envelope"
     bodies = root.findall(f"{{{SOAP_ENV}}}Body")
