@@ -345,27 +345,44 @@ class ErswsTransferResponse(ErswsResponse):
 
 
 class StrictRefusalError(Exception):
-    """A translation helper noted a deviation under `--strict`: refused before any call."""
+    """Under `--strict`, a request with deviations reached a Gateway call: refused instead."""
+
+
+class StrictGateway:
+    """The gateway as a port method sees it under `--strict`: a call is refused, before it
+    runs, when the request has any deviation (the reader's, and those the method's own
+    argument mapping noted on the way: Python evaluates the arguments first)."""
+
+    def __init__(self, gateway: Gateway, deviations: list[Deviation]) -> None:
+        self._gateway = gateway
+        self._deviations = deviations
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._gateway, name)
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if self._deviations:
+                raise StrictRefusalError(name)
+            return method(*args, **kwargs)
+
+        return guarded
 
 
 class Call:
     """One request on its way through a port method: the gateway, and the request's
     deviations (the reader's, and any a translation helper notes while it maps the
-    arguments, before the gateway is called)."""
+    arguments)."""
 
-    __slots__ = ("deviations", "gateway", "operation", "strict")
+    __slots__ = ("deviations", "gateway", "operation")
 
     def __init__(self, gateway: Gateway, operation: str, deviations: list[Deviation],
                  strict: bool = False) -> None:
-        self.gateway = gateway
+        self.gateway: Any = StrictGateway(gateway, deviations) if strict else gateway
         self.operation = operation
         self.deviations = deviations
-        self.strict = strict
 
     def note(self, kind: str, detail: str) -> None:
         self.deviations.append(Deviation(kind, detail))
-        if self.strict:
-            raise StrictRefusalError(detail)
 
 
 def credentials(call: Call, context: ClientContext | None) -> Credentials | None:

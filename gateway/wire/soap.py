@@ -140,10 +140,10 @@ class SoapEndpoint:
             name, method = self._method(element)
             trim_collections(element)
             arguments = Reader(notes).arguments(element, method.in_message, name)
-            if self.strict and notes:
-                raise self._refusal(notes)
             call = contract.Call(self.gateway, name, notes, strict=self.strict)
             answer = contract.invoke(call, method, arguments)
+            if self.strict and notes:  # an operation that calls no gateway method
+                raise contract.StrictRefusalError(name)
         except UnreadableValueError as error:
             return self._fault(client_fault(f"a value cannot be read: {error}"), name, notes)
         except contract.StrictRefusalError:
