@@ -352,15 +352,17 @@ def soap_call(port: int, body: bytes, what: str, pattern: re.Pattern[bytes]) -> 
 
 
 def prepare_invoices(port: int) -> Invoices:
-    """A terminal of the shop and two of its invoices, made as a register makes them."""
+    """A terminal of the shop and two of its invoices, made as a register makes them: first
+    a sale paid and seen, then the open one (a cash register keeps one unpaid invoice: a
+    new sendInvoice cancels it, so the open one comes last)."""
     terminal_id = soap_call(port, register_terminal_envelope(), "registerTerminal",
                             TERMINAL_ID_RE)
-    issued = soap_call(port, send_invoice_envelope(terminal_id), "sendInvoice", INVOICE_RE)
     paid = soap_call(port, send_invoice_envelope(terminal_id, "12.50"), "sendInvoice",
                      INVOICE_RE)
     status, answer = post(port, b"", path=f"/simulator/invoices/{paid}/pay")
     if status != 200:
         raise RuntimeError(f"the simulator could not pay {paid}: HTTP {status} {answer[:300]!r}")
+    issued = soap_call(port, send_invoice_envelope(terminal_id), "sendInvoice", INVOICE_RE)
     for reference, expected in ((issued, "ISSUED"), (paid, "PAID")):  # the second settles
         seen = soap_call(port, status_envelope(terminal_id, reference), "getPaymentStatus",
                          STATUS_RE)

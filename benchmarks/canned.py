@@ -12,14 +12,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 RESPONSE = (
-    b"<?xml version='1.0' encoding='UTF-8'?>\n"
-    b'<soap11env:Envelope xmlns:soap11env="http://schemas.xmlsoap.org/soap/envelope/"'
-    b' xmlns:tns="http://external.interfaces.ers.seamless.com/"><soap11env:Body>'
-    b"<tns:benchmarkingNopResponse><return><resultCode>0</resultCode>"
-    b"<resultDescription>SUCCESS</resultDescription></return></tns:benchmarkingNopResponse>"
-    b"</soap11env:Body></soap11env:Envelope>"
+    b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+    b'<ns2:benchmarkingNopResponse xmlns:ns2="http://external.interfaces.ers.seamless.com/">'
+    b"<return><resultCode>0</resultCode><resultDescription>SUCCESS</resultDescription>"
+    b"</return></ns2:benchmarkingNopResponse></soap:Body></soap:Envelope>"
 )
-HEADERS = [("Content-Type", "text/xml; charset=utf-8"), ("Content-Length", str(len(RESPONSE)))]
+HEADERS = [("Content-Type", "text/xml; charset=UTF-8"), ("Content-Length", str(len(RESPONSE)))]
 
 
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
