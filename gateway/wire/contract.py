@@ -1,10 +1,12 @@
-"""The official port type `ERSWSExternalClientService` in Spyne: SOAP <-> plain Python calls.
+"""The official port type `ERSWSExternalClientService`, declared with Spyne models.
 
 Every type mirrors `wsdl/ERSWSExternalClientService.wsdl` field by field and in order
-(tests/test_contract_types.py holds them to it). Every field is customised with
-`sub_ns=""`, so children travel unqualified as `elementFormDefault="unqualified"` says:
-only the operation wrapper carries the namespace. Business outcomes are responses with a
-resultCode, never faults.
+(tests/test_contract_types.py holds them to it); every field is customised with
+`sub_ns=""`, as `elementFormDefault="unqualified"` says. Spyne is the declaration only:
+`reading.py` reads requests into these models, `envelope.py` writes the answers from them.
+Each port method maps its wire arguments to one `Gateway` call and the result to the
+answer's fields; `invoke` is the one wrapper that runs them and turns failures into result
+codes. Business outcomes are answers with a resultCode, never faults.
 """
 
 import logging
