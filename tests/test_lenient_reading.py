@@ -9,19 +9,22 @@ every deviation; a request in the WSDL's shape passes there too. Last, a registe
 reads answers as legacy registers do, by string search, takes a payment end to end.
 """
 
+import io
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from wsgiref.util import setup_testing_defaults
 
 import pytest
 import requests
 from lxml import etree
 
+from gateway.wire.deviations import ENVIRON_KEY
 from storage.models import Invoice, TransactionPeriod
-from tests.conftest import NS, SOAP_ENV, SOAP_PATH, GatewayServer, make_shop
+from tests.conftest import NS, SOAP_ENV, SOAP_PATH, GatewayServer, InProcess, make_shop
 from tests.test_wire_samples import check_response, child_text, result
 
 TILL_PASSWORD = "till-pw"
@@ -351,6 +354,45 @@ def test_deviations_are_logged_per_request(server: GatewayServer) -> None:
     line = next(line for line in written.splitlines() if "deviation" in line)
     assert "getPaymentStatus answered 0 with 1 deviation(s) from the WSDL" in line, line
     assert "required-element-missing: getPaymentStatus/invoiceVersion" in line, line
+
+
+def test_deviations_are_left_in_the_wsgi_environ(inprocess: InProcess) -> None:
+    """What wraps the app (the request journal) finds each request's deviations in
+    environ["seqr.deviations"]: objects with kind, detail and as_dict()."""
+    shop = make_shop(inprocess.db)
+    principal = f"<id>{shop.reseller_id}/9900</id><type>RESELLERUSER</type>"
+    body = soap_envelope("markTransactionPeriod", context(principal, shop.password,
+                                                          timeout=False) + "<note>x</note>")
+    environ = wsgi_environ(body)
+    status: list[str] = []
+    answer_bytes = b"".join(inprocess.app(environ, lambda s, h, e=None: status.append(s)))
+    assert status == ["200 OK"] and b"<resultCode>0</resultCode>" in answer_bytes
+    found = environ[ENVIRON_KEY]
+    assert [d.as_dict() for d in found] == [
+        {"kind": "required-element-missing",
+         "detail": "markTransactionPeriod/context/clientRequestTimeout: read as 0"},
+        {"kind": "unknown-element", "detail": "markTransactionPeriod/note"},
+        {"kind": "principal-shop-slash-user",
+         "detail": f"markTransactionPeriod/context/initiatorPrincipalId/id "
+                   f"'{shop.reseller_id}/9900': read as reseller '{shop.reseller_id}', "
+                   "user '9900'"},
+    ]
+    assert [(d.kind, d.detail) for d in found] == [tuple(d.as_dict().values()) for d in found]
+    clean = wsgi_environ(soap_envelope("benchmarkingNop", ""))
+    b"".join(inprocess.app(clean, lambda s, h, e=None: None))
+    assert clean[ENVIRON_KEY] == []
+    broken = wsgi_environ(b"<not-xml")
+    b"".join(inprocess.app(broken, lambda s, h, e=None: None))
+    assert broken[ENVIRON_KEY] == []
+
+
+def wsgi_environ(body: bytes) -> dict[str, Any]:
+    environ: dict[str, Any] = {}
+    setup_testing_defaults(environ)
+    environ.update(REQUEST_METHOD="POST", PATH_INFO=SOAP_PATH, CONTENT_TYPE="text/xml",
+                   CONTENT_LENGTH=str(len(body)), HTTP_SOAPACTION='""')
+    environ["wsgi.input"] = io.BytesIO(body)
+    return environ
 
 
 # --- a legacy register: it reads answers by string search ------------------------------------

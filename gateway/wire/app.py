@@ -58,6 +58,7 @@ class GatewayApp:
         if method != "POST":
             return _plain(start_response, "405 Method Not Allowed", "POST a SOAP envelope\n",
                           [("Allow", "GET, POST")])
+        environ[DEVIATIONS_KEY] = []
         body = self._read_body(environ)
         if body is None:
             reason = f"request body larger than {self.settings.max_body_bytes} bytes"
@@ -73,7 +74,6 @@ class GatewayApp:
         """The SOAP answer, or a SOAP `Server` fault (logged) if anything escapes it: never
         an HTML error page with the traceback left to the WSGI server. The request's
         contract deviations are left in the environ for whatever wraps this app."""
-        environ[DEVIATIONS_KEY] = []
         try:
             exchange = self.soap.handle(body, environ.get("HTTP_SOAPACTION"),
                                         environ.get("QUERY_STRING", ""))

@@ -17,7 +17,7 @@ An answer is a list of byte chunks, so a large one can later be streamed piece b
 """
 
 import base64
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from functools import cache
@@ -163,7 +163,3 @@ def _plan(kind: Any) -> tuple[tuple[str, Any, Write, bool, bool], ...]:
                      attributes.max_occurs > 1,
                      attributes.min_occurs >= 1 and issubclass(field_kind, Integer)))
     return tuple(plan)
-
-
-def joined(chunks: Iterable[bytes]) -> bytes:
-    return b"".join(chunks)
