@@ -24,10 +24,17 @@ from lxml import etree
 
 from gateway.wire.deviations import ENVIRON_KEY
 from storage.models import Invoice, TransactionPeriod
-from tests.conftest import NS, SOAP_ENV, SOAP_PATH, GatewayServer, InProcess, make_shop
-from tests.test_wire_samples import check_response, child_text, result
+from tests.support.envelopes import (
+    SOAP_ENV,
+    SOAP_PATH,
+    TILL_PASSWORD,
+    context_xml,
+    envelope,
+    text_of,
+)
+from tests.support.servers import GatewayServer, InProcess, make_shop
+from tests.support.wire import check_response, result
 
-TILL_PASSWORD = "till-pw"
 ALIAS_PATH = "/soap/merchant/cashregister-2"
 
 
@@ -39,18 +46,7 @@ def strict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayS
 
 
 def soap_envelope(operation: str, inner: str, env: str = "soapenv", op: str = "ext") -> bytes:
-    """An envelope in the documentation's layout, with the prefixes asked for."""
-    return (f'<{env}:Envelope xmlns:{env}="{SOAP_ENV}" xmlns:{op}="{NS}"><{env}:Header/>'
-            f"<{env}:Body><{op}:{operation}>{inner}</{op}:{operation}></{env}:Body>"
-            f"</{env}:Envelope>").encode()
-
-
-def context(principal: str, password: str, timeout: bool = True,
-            channel: str = "WS") -> str:
-    return (f"<context><channel>{channel}</channel><clientId>pytest</clientId>"
-            + ("<clientRequestTimeout>0</clientRequestTimeout>" if timeout else "")
-            + f"<initiatorPrincipalId>{principal}</initiatorPrincipalId>"
-            f"<password>{password}</password></context>")
+    return envelope(operation, inner, env=env, op=op).encode()
 
 
 @dataclass
@@ -71,16 +67,14 @@ class Register:
         inner = (register.shop_context() + "<externalTerminalId>Till 1</externalTerminalId>"
                  f"<password>{TILL_PASSWORD}</password><name>Till 1</name>")
         ret = register.clean("registerTerminal", inner)
-        register.terminal_id = child_text(ret, "terminalId") or ""
+        register.terminal_id = text_of(ret, "terminalId") or ""
         return register
 
     def shop_context(self, **kwargs: Any) -> str:
-        principal = f"<id>{self.reseller_id}</id><type>RESELLERUSER</type><userId>9900</userId>"
-        return context(principal, self.password, **kwargs)
+        return context_xml(self.reseller_id, password=self.password, **kwargs)
 
     def till_context(self, **kwargs: Any) -> str:
-        return context(f"<id>{self.terminal_id}</id><type>TERMINALID</type>", TILL_PASSWORD,
-                       **kwargs)
+        return context_xml(self.terminal_id, "TERMINALID", TILL_PASSWORD, None, **kwargs)
 
     def clean(self, operation: str, inner: str) -> Any:
         """A request in the WSDL's own shape (valid against its schema): its `<return>`."""
@@ -94,7 +88,7 @@ class Register:
             "</invoice>"))
         assert result(ret) == (0, "SUCCESS")
         self.sent += 1
-        return child_text(ret, "invoiceReference") or ""
+        return text_of(ret, "invoiceReference") or ""
 
     def pay(self, reference: str) -> None:
         answer = requests.post(f"{self.server.base}/simulator/invoices/{reference}/pay",
@@ -108,8 +102,8 @@ class Register:
         ret = self.clean("getPaymentStatus", self.till_context()
                          + f"<invoiceReference>{reference}</invoiceReference>"
                          "<invoiceVersion>1</invoiceVersion>")
-        assert child_text(ret, "status") == "PAID"
-        return reference, child_text(ret, "ersReference") or ""
+        assert text_of(ret, "status") == "PAID"
+        return reference, text_of(ret, "ersReference") or ""
 
     def post(self, body: bytes, path: str = SOAP_PATH, query: str = "",
              soap_action: str | None = '""') -> requests.Response:
@@ -168,9 +162,9 @@ def _poll_in_manual_order(reg: Register) -> requests.Response:
 
 def _is_paid(reg: Register, response: requests.Response) -> None:
     ret = answer(response, "getPaymentStatus")
-    assert (child_text(ret, "status"), child_text(ret, "version")) == ("PAID", "2")
-    payment = child_text(ret, "ersReference")
-    assert payment and child_text(ret, "receipt/paymentReference") == payment
+    assert (text_of(ret, "status"), text_of(ret, "version")) == ("PAID", "2")
+    payment = text_of(ret, "ersReference")
+    assert payment and text_of(ret, "receipt/paymentReference") == payment
 
 
 def _poll_without_version(reg: Register) -> requests.Response:
@@ -181,7 +175,7 @@ def _poll_without_version(reg: Register) -> requests.Response:
 
 def _is_issued(reg: Register, response: requests.Response) -> None:
     ret = answer(response, "getPaymentStatus")
-    assert (child_text(ret, "status"), child_text(ret, "version")) == ("ISSUED", "1")
+    assert (text_of(ret, "status"), text_of(ret, "version")) == ("ISSUED", "1")
 
 
 def _manual_send_invoice(reg: Register) -> requests.Response:
@@ -193,7 +187,7 @@ def _manual_send_invoice(reg: Register) -> requests.Response:
 
 def _stored_as_sent(reg: Register, response: requests.Response) -> None:
     ret = answer(response, "sendInvoice")
-    row = reg.invoice_row(child_text(ret, "invoiceReference") or "")
+    row = reg.invoice_row(text_of(ret, "invoiceReference") or "")
     assert (row.status, row.cashier_id, row.currency, row.total_amount) == (
         Invoice.ISSUED, "Bob", "SEK", Decimal("10.22"))
     assert (row.payment_mode, row.acknowledgment_mode) == (
@@ -202,7 +196,7 @@ def _stored_as_sent(reg: Register, response: requests.Response) -> None:
 
 def _closed_a_period(reg: Register, response: requests.Response) -> None:
     ret = answer(response, "markTransactionPeriod")
-    assert reg.closed_periods() == [child_text(ret, "transactionPeriodId")]
+    assert reg.closed_periods() == [text_of(ret, "transactionPeriodId")]
 
 
 def _mark_as_shop(**context_options: Any) -> Callable[[Register], requests.Response]:
@@ -219,7 +213,7 @@ def _receipt_without_data(reg: Register) -> requests.Response:
 
 def _receipt_taken(reg: Register, response: requests.Response) -> None:
     ret = answer(response, "submitPaymentReceipt")
-    assert re.fullmatch(r"\d{25}", child_text(ret, "ersReference") or "")
+    assert re.fullmatch(r"\d{25}", text_of(ret, "ersReference") or "")
 
 
 def _midnight_issue_date(reg: Register) -> requests.Response:
@@ -234,7 +228,7 @@ def _issued_next_day(reg: Register, response: requests.Response) -> None:
     import json
 
     ret = answer(response, "sendInvoice")
-    document = json.loads(reg.invoice_row(child_text(ret, "invoiceReference") or "").document)
+    document = json.loads(reg.invoice_row(text_of(ret, "invoiceReference") or "").document)
     assert datetime.fromisoformat(document["issue_date"]) == datetime(2014, 4, 12, tzinfo=UTC)
 
 
@@ -287,13 +281,12 @@ CASES: dict[str, Case] = {
                              path=ALIAS_PATH, query="wsdl"),
         _closed_a_period, ("post-to-wsdl-url",)),
     "principal-shop-slash-user": Case(
-        lambda reg: reg.post(soap_envelope("markTransactionPeriod", context(
-            f"<id>{reg.reseller_id}/9900</id><type>RESELLERUSER</type>", reg.password))),
+        lambda reg: reg.post(soap_envelope("markTransactionPeriod", context_xml(
+            f"{reg.reseller_id}/9900", password=reg.password, user_id=None))),
         _closed_a_period, ("principal-shop-slash-user",)),
     "userId-beside-TERMINALID-and-free-channel": Case(
-        lambda reg: reg.post(soap_envelope("getPaymentStatus", context(
-            f"<id>{reg.terminal_id}</id><type>TERMINALID</type><userId>9900</userId>",
-            TILL_PASSWORD, channel="MagentoWS")
+        lambda reg: reg.post(soap_envelope("getPaymentStatus", context_xml(
+            reg.terminal_id, "TERMINALID", TILL_PASSWORD, "9900", channel="MagentoWS")
             + f"<invoiceReference>{reg.send()}</invoiceReference>"
             "<invoiceVersion>0</invoiceVersion>")),
         _is_issued, ()),
@@ -360,9 +353,9 @@ def test_deviations_are_left_in_the_wsgi_environ(inprocess: InProcess) -> None:
     """What wraps the app (the request journal) finds each request's deviations in
     environ["seqr.deviations"]: objects with kind, detail and as_dict()."""
     shop = make_shop(inprocess.db)
-    principal = f"<id>{shop.reseller_id}/9900</id><type>RESELLERUSER</type>"
-    body = soap_envelope("markTransactionPeriod", context(principal, shop.password,
-                                                          timeout=False) + "<note>x</note>")
+    body = soap_envelope("markTransactionPeriod", context_xml(
+        f"{shop.reseller_id}/9900", password=shop.password, user_id=None, timeout=False)
+        + "<note>x</note>")
     environ = wsgi_environ(body)
     status: list[str] = []
     answer_bytes = b"".join(inprocess.app(environ, lambda s, h, e=None: status.append(s)))

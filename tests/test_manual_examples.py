@@ -21,8 +21,9 @@ import requests
 from lxml import etree
 
 from storage.models import Invoice
-from tests.conftest import PERIOD_RE, SOAP_ENV, GatewayServer, Shop, make_shop
-from tests.test_wire_samples import check_response, child_text, result
+from tests.support.envelopes import PERIOD_RE, SOAP_ENV, text_of
+from tests.support.servers import GatewayServer, Shop, make_shop
+from tests.support.wire import check_response, result
 from wsdl import TARGET_NAMESPACE
 from wsdl.catalog import REPORTS
 
@@ -112,47 +113,47 @@ class Walk:
 def walk(server: GatewayServer) -> Walk:
     walk = Walk(server, make_shop(server.db))
     # 5.9 registerTerminal, as the shop; 5.13 assignSeqrId, as the new terminal
-    terminal_id = child_text(walk.post("5.9", "registerTerminal"), "terminalId") or ""
+    terminal_id = text_of(walk.post("5.9", "registerTerminal"), "terminalId") or ""
     assert re.fullmatch(r"[0-9a-f]{32}", terminal_id)
     walk.values["TERMINAL_ID"] = terminal_id
     walk.post("5.13", "assignSeqrId", SEQR_ID="M" + uuid.uuid4().hex[:10].upper())
 
     # 5.1 sendInvoice: title, cashier, total; no modes (v2: it waits for acknowledgment)
-    reference = child_text(walk.post("5.1", "sendInvoice"), "invoiceReference") or ""
+    reference = text_of(walk.post("5.1", "sendInvoice"), "invoiceReference") or ""
     row = walk.invoice(reference)
     assert (row.status, row.cashier_id, row.total_amount, row.acknowledgment_mode) == (
         Invoice.ISSUED, "Bob", Decimal("10.22"), "REQUIRE_ACKNOWLEDGMENT")
     # 5.5 getPaymentStatus (invoiceVersion first) before the buyer scans: ISSUED
     issued = walk.post("5.5", "getPaymentStatus", INVOICE_REFERENCE=reference)
-    assert (child_text(issued, "status"), child_text(issued, "version")) == ("ISSUED", "1")
+    assert (text_of(issued, "status"), text_of(issued, "version")) == ("ISSUED", "1")
     issued_answer = walk.answers["5.5"]
     buyer(walk.server, reference, "scan")
     waiting = walk.post("5.5", "getPaymentStatus", INVOICE_REFERENCE=reference)
-    assert child_text(waiting, "status") == "PENDING_ISSUER_ACKNOWLEDGE"
+    assert text_of(waiting, "status") == "PENDING_ISSUER_ACKNOWLEDGE"
     # 5.3 updateInvoice acknowledges it; the buyer pays; the register polls: PAID
     walk.post("5.3", "updateInvoice", INVOICE_REFERENCE=reference)
     buyer(walk.server, reference, "pay")
     paid = walk.post("5.5", "getPaymentStatus", INVOICE_REFERENCE=reference)
-    assert child_text(paid, "status") == "PAID"
-    payment = child_text(paid, "ersReference") or ""
-    assert PERIOD_RE.match(payment) and child_text(paid, "receipt/paymentReference") == payment
+    assert text_of(paid, "status") == "PAID"
+    payment = text_of(paid, "ersReference") or ""
+    assert PERIOD_RE.match(payment) and text_of(paid, "receipt/paymentReference") == payment
     walk.answers["5.5"] = issued_answer  # 5.6 shows the ISSUED answer
     # 5.15 submitPaymentReceipt, 5.17 refundPayment (all of its 10.22)
     receipt = walk.post("5.15", "submitPaymentReceipt", ERS_REFERENCE=payment)
-    assert PERIOD_RE.match(child_text(receipt, "ersReference") or "")
-    refund = child_text(walk.post("5.17", "refundPayment", ERS_REFERENCE=payment),
+    assert PERIOD_RE.match(text_of(receipt, "ersReference") or "")
+    refund = text_of(walk.post("5.17", "refundPayment", ERS_REFERENCE=payment),
                         "ersReference") or ""
     assert PERIOD_RE.match(refund) and refund != payment
     # 5.1 again, then 5.7 cancelInvoice
-    doomed = child_text(walk.post("5.1", "sendInvoice"), "invoiceReference") or ""
+    doomed = text_of(walk.post("5.1", "sendInvoice"), "invoiceReference") or ""
     walk.post("5.7", "cancelInvoice", INVOICE_REFERENCE=doomed)
     assert walk.invoice(doomed).status == Invoice.CANCELED
 
     # 5.19 closes the shop's period; 5.21 (its entry outside <parameters>) another one
-    shop_period = child_text(walk.post("5.19", "markTransactionPeriod"),
+    shop_period = text_of(walk.post("5.19", "markTransactionPeriod"),
                              "transactionPeriodId") or ""
     assert PERIOD_RE.match(shop_period)
-    again = child_text(walk.post("5.21", "markTransactionPeriod"), "transactionPeriodId")
+    again = text_of(walk.post("5.21", "markTransactionPeriod"), "transactionPeriodId")
     assert again != shop_period
     terminal_period = mark_terminal_period(walk, terminal_id)
 
@@ -161,7 +162,7 @@ def walk(server: GatewayServer) -> Walk:
     for number, report_id in REPORT_EXAMPLES.items():
         period = terminal_period if REPORTS[report_id].per_terminal else shop_period
         ret = walk.report(number, TRANSACTION_PERIOD_ID=period)
-        document = etree.fromstring((child_text(ret, "report/contentString") or "").encode())
+        document = etree.fromstring((text_of(ret, "report/contentString") or "").encode())
         totals = [Decimal(r.findtext("SalesAmount") or r.findtext("SalesTotal") or "0")
                   for r in document.findall("Row")]
         assert sum(t for t in totals if t > 0) == Decimal("10.22"), (number, totals)  # the sale
@@ -182,7 +183,7 @@ def mark_terminal_period(walk: Walk, terminal_id: str) -> str:
         + f"<value>{terminal_id}</value>".encode() + b"</entry></parameter></parameters>")
     ret = check_response(post_body(walk.server, body), "markTransactionPeriod")
     assert result(ret) == (0, "SUCCESS")
-    return child_text(ret, "transactionPeriodId") or ""
+    return text_of(ret, "transactionPeriodId") or ""
 
 
 def test_every_request_example_is_there() -> None:
@@ -317,7 +318,7 @@ def test_the_examples_as_printed(server: GatewayServer) -> None:
     assert result(check_response(user, "executeReport"))[0] == 37
 
     walk = Walk(server, shop)
-    walk.values["TERMINAL_ID"] = child_text(walk.post("5.9", "registerTerminal"),
+    walk.values["TERMINAL_ID"] = text_of(walk.post("5.9", "registerTerminal"),
                                             "terminalId") or ""
     walk.post("5.1", "sendInvoice")
     no_reference = post_body(server, request_body(

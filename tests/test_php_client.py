@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from tests.conftest import PERIOD_RE, GatewayServer, make_shop
+from tests.support.envelopes import PERIOD_RE
+from tests.support.servers import GatewayServer, make_shop
 
 pytestmark = pytest.mark.e2e  # .ci/run runs it on every supported Python
 

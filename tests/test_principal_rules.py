@@ -98,7 +98,8 @@ def test_seqr_ids_compare_in_any_letter_case(tmp_path: Path) -> None:
         == ResultCode.INVALID_SEQR_ID
     gateway.assign_seqr_id(as_till(till_a), "TILL7")  # its own, again: fine
     amount = Amount("SEK", Decimal("5.00"))
-    sent = gateway.send_invoice(as_till(till_a), InvoiceData(total=amount))
+    sent = gateway.send_invoice(as_till(till_a), InvoiceData(
+        total=amount, acknowledgment_mode="NO_ACKNOWLEDGMENT"))
     with db.write() as session:
         paid = payments.pay_by_seqr_id(session, "tIlL7", gateway.rules, utcnow())
         assert paid.reference == sent.reference

@@ -18,17 +18,20 @@ PERIOD_RE = re.compile(r"^\d{25}$")
 TILL_PASSWORD = "till-pw"  # the password tests give the terminals they register
 
 
-def envelope(operation: str, inner: str = "") -> str:
-    """A request envelope shaped like the documentation's (unqualified children)."""
+def envelope(operation: str, inner: str = "", *, env: str = "soapenv", op: str = "ext") -> str:
+    """A request envelope shaped like the documentation's (unqualified children), with the
+    envelope's and the operation's prefixes as given (the documentation's by default)."""
     return (
-        f'<soapenv:Envelope xmlns:soapenv="{SOAP_ENV}" xmlns:ext="{NS}">'
-        f"<soapenv:Header/><soapenv:Body><ext:{operation}>{inner}</ext:{operation}>"
-        "</soapenv:Body></soapenv:Envelope>"
+        f'<{env}:Envelope xmlns:{env}="{SOAP_ENV}" xmlns:{op}="{NS}">'
+        f"<{env}:Header/><{env}:Body><{op}:{operation}>{inner}</{op}:{operation}>"
+        f"</{env}:Body></{env}:Envelope>"
     )
 
 
 def context_xml(principal_id: str | None, principal_type: str = "RESELLERUSER",
-                password: str | None = "secret-pw", user_id: str | None = "9900") -> str:
+                password: str | None = "secret-pw", user_id: str | None = "9900", *,
+                timeout: bool = True, channel: str = "WS") -> str:
+    """A clientContext; `timeout=False` leaves clientRequestTimeout out, as webshops did."""
     principal = ""
     if principal_id is not None:
         principal = f"<initiatorPrincipalId><id>{principal_id}</id><type>{principal_type}</type>"
@@ -36,10 +39,9 @@ def context_xml(principal_id: str | None, principal_type: str = "RESELLERUSER",
             principal += f"<userId>{user_id}</userId>"
         principal += "</initiatorPrincipalId>"
     pw = f"<password>{password}</password>" if password is not None else ""
-    return (
-        "<context><channel>WS</channel><clientId>pytest</clientId>"
-        f"<clientRequestTimeout>0</clientRequestTimeout>{principal}{pw}</context>"
-    )
+    timeout_xml = "<clientRequestTimeout>0</clientRequestTimeout>" if timeout else ""
+    return (f"<context><channel>{channel}</channel><clientId>pytest</clientId>"
+            f"{timeout_xml}{principal}{pw}</context>")
 
 
 def shop_context(shop: Any) -> str:
