@@ -1,6 +1,6 @@
 """terminal kind: cash register or webshop
 
-Revision ID: 0005
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-29 08:00:00
 
@@ -12,7 +12,7 @@ Every terminal before this revision was registered with registerTerminal.
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0005'
+revision = '0003'
 down_revision = '0002'
 branch_labels = None
 depends_on = None
