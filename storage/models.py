@@ -339,3 +339,77 @@ class NotificationAttempt(Base):
     http_status: Mapped[int | None] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(Text)
     duration_ms: Mapped[int] = mapped_column(Integer)
+    #: the request made, as the outgoing-calls journal (/admin/notifications) shows it
+    method: Mapped[str | None] = mapped_column(String(8))
+    body: Mapped[str | None] = mapped_column(Text)
+
+
+# --- the tester's control plane (gateway/control/, /admin/) ----------------------------------
+
+
+class ControlState(Base):
+    """One row (id 1): the emulator's virtual clock. No row, or neither set: real time."""
+
+    __tablename__ = "control_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: the clock stands still at this instant (None: it runs)
+    clock_frozen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: while it runs: real UTC time plus this many seconds
+    clock_offset_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class JournalEntry(Base):
+    """One SOAP exchange as the gateway saw it (the request journal). Bodies have their
+    passwords masked. Only the newest `--journal-size` entries are kept."""
+
+    __tablename__ = "journal_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: real UTC time the request arrived
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    operation: Mapped[str | None] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(String(200))
+    principal_type: Mapped[str | None] = mapped_column(String(32))
+    principal_id: Mapped[str | None] = mapped_column(String(200))
+    user_id: Mapped[str | None] = mapped_column(String(64))
+    terminal_id: Mapped[str | None] = mapped_column(String(64))
+    http_status: Mapped[int] = mapped_column(Integer)
+    result_code: Mapped[int | None] = mapped_column(Integer)
+    #: a SOAP fault's faultcode and faultstring, when the answer was one
+    fault: Mapped[str | None] = mapped_column(Text)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    #: the fault rule that shaped the answer, e.g. "rule 3: result_code 94"
+    injected: Mapped[str | None] = mapped_column(String(200))
+    #: contract deviations of the request (JSON list), as the wire layer found them
+    deviations: Mapped[str | None] = mapped_column(Text)
+    request: Mapped[str] = mapped_column(Text)
+    response: Mapped[str] = mapped_column(Text)
+
+
+class FaultRule(Base):
+    """A tester's rule to make the gateway misbehave: which calls it matches, which of them
+    it hits (the Nth, every Nth, the next K, by chance), and what it does to them."""
+
+    __tablename__ = "fault_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: real UTC time after which the rule no longer applies
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    operation: Mapped[str | None] = mapped_column(String(64))
+    principal_id: Mapped[str | None] = mapped_column(String(200))
+    terminal_id: Mapped[str | None] = mapped_column(String(64))
+    nth: Mapped[int | None] = mapped_column(Integer)
+    every: Mapped[int | None] = mapped_column(Integer)
+    times: Mapped[int | None] = mapped_column(Integer)
+    probability: Mapped[float | None] = mapped_column(Float)
+    effect: Mapped[str] = mapped_column(String(32))
+    result_code: Mapped[int | None] = mapped_column(Integer)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    delay_ms: Mapped[int | None] = mapped_column(Integer)
+    hold_seconds: Mapped[float | None] = mapped_column(Float)
+    #: calls that matched the rule's filters, and those it hit
+    matched: Mapped[int] = mapped_column(Integer, default=0)
+    fired: Mapped[int] = mapped_column(Integer, default=0)
