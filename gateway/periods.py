@@ -9,6 +9,7 @@ after it, and a closed period's content never changes: closing is O(1), whatever
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -28,7 +29,8 @@ class ClosedPeriod:
     terminal_id: str | None
 
 
-def open_scope(session: Session, reseller_id: str, terminal_id: str | None = None) -> PeriodScope:
+def open_scope(session: Session, reseller_id: str, terminal_id: str | None = None,
+               now: datetime | None = None) -> PeriodScope:
     if terminal_id:
         key = PeriodScope.terminal_key(terminal_id)
     else:
@@ -36,14 +38,15 @@ def open_scope(session: Session, reseller_id: str, terminal_id: str | None = Non
     scope = PeriodScope(key=key, reseller_id=reseller_id, terminal_id=terminal_id, open_period_id=0)
     session.add(scope)
     session.flush()
-    scope.open_period_id = _new_period(session, scope).id
+    scope.open_period_id = _new_period(session, scope, now or utcnow()).id
     session.flush()
     return scope
 
 
-def _new_period(session: Session, scope: PeriodScope) -> TransactionPeriod:
+def _new_period(session: Session, scope: PeriodScope, now: datetime) -> TransactionPeriod:
     period = TransactionPeriod(
-        scope_key=scope.key, reseller_id=scope.reseller_id, terminal_id=scope.terminal_id
+        scope_key=scope.key, reseller_id=scope.reseller_id, terminal_id=scope.terminal_id,
+        opened_at=now,
     )
     session.add(period)
     session.flush()
@@ -59,7 +62,8 @@ def lock_scope(session: Session, key: str, *, exclusive: bool) -> PeriodScope:
 
 
 def mark_transaction_period(
-    session: Session, principal: Principal, parameters: Parameters
+    session: Session, principal: Principal, parameters: Parameters,
+    now: datetime | None = None,
 ) -> ClosedPeriod:
     terminal_id = parameters.get(TERMINAL_ID)
     if terminal_id is None:
@@ -78,18 +82,19 @@ def mark_transaction_period(
         ):
             raise SeqrError(ResultCode.ACCESS_DENIED, f"terminal {terminal_id} is not yours")
         key = PeriodScope.terminal_key(terminal_id)
-    return close_open_period(session, key)
+    return close_open_period(session, key, now)
 
 
-def close_open_period(session: Session, scope_key: str) -> ClosedPeriod:
+def close_open_period(session: Session, scope_key: str,
+                      now: datetime | None = None) -> ClosedPeriod:
+    now = now or utcnow()
     scope = lock_scope(session, scope_key, exclusive=True)
     period = session.get(TransactionPeriod, scope.open_period_id, populate_existing=True)
     assert period is not None and period.status == TransactionPeriod.OPEN
-    now = utcnow()
     public_id = allocate_reference(session, now)  # it flushes: before the period changes
     period.status = TransactionPeriod.CLOSED
     period.closed_at = now
     period.public_id = public_id
-    scope.open_period_id = _new_period(session, scope).id
+    scope.open_period_id = _new_period(session, scope, now).id
     session.flush()
     return ClosedPeriod(period.public_id, period.reseller_id, period.terminal_id)

@@ -6,6 +6,7 @@ module. It returns plain values or raises `SeqrError`; the SOAP layer only trans
 
 from gateway import passwords, payments, principals, terminals
 from gateway.auth import Credentials, authenticate
+from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.invoices import InvoiceData
 from gateway.parameters import Parameters
@@ -13,14 +14,14 @@ from gateway.periods import mark_transaction_period
 from gateway.reports import requests as reports
 from gateway.throttle import PasswordGuard
 from storage.database import Database
-from storage.models import utcnow
 
 
 class Gateway:
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, clock: Clock | None = None) -> None:
         self.db = db
         self.settings = settings
         self.rules = settings.payment_rules
+        self.clock = clock or Clock(db)
         self.guard = PasswordGuard(settings.auth_max_failures, settings.auth_lockout_seconds,
                                    parallel_checks=max(1, settings.threads // 2))
         passwords.prepare()
@@ -34,12 +35,13 @@ class Gateway:
         with self.db.write() as session:
             principal = authenticate(session, creds, self.guard)
             return terminals.register_terminal(
-                session, principal, external_terminal_id, password, name
+                session, principal, external_terminal_id, password, name, self.clock.now()
             )
 
     def unregister_terminal(self, creds: Credentials | None) -> None:
         with self.db.write() as session:
-            terminals.unregister_terminal(session, authenticate(session, creds, self.guard))
+            terminals.unregister_terminal(session, authenticate(session, creds, self.guard),
+                                          self.clock.now())
 
     def assign_seqr_id(self, creds: Credentials | None, seqr_id: str | None) -> None:
         with self.db.write() as session:
@@ -67,13 +69,14 @@ class Gateway:
                      invoice: InvoiceData | None) -> payments.SentInvoice:
         with self.db.write() as session:
             principal = authenticate(session, creds, self.guard)
-            return payments.send_invoice(session, principal, invoice, self.rules, utcnow())
+            return payments.send_invoice(session, principal, invoice, self.rules, self.clock.now())
 
     def update_invoice(self, creds: Credentials | None, reference: str | None,
                        invoice: InvoiceData | None) -> None:
         with self.db.write() as session:
             principal = authenticate(session, creds, self.guard)
-            payments.update_invoice(session, principal, reference, invoice, self.rules, utcnow())
+            payments.update_invoice(session, principal, reference, invoice, self.rules,
+                                    self.clock.now())
 
     def get_payment_status(self, creds: Credentials | None,
                            reference: str | None) -> payments.PaymentStatus:
@@ -85,17 +88,17 @@ class Gateway:
                 return status
         with self.db.write() as session:
             return payments.get_payment_status(session, principal, reference, self.rules,
-                                               utcnow())
+                                               self.clock.now())
 
     def cancel_invoice(self, creds: Credentials | None, reference: str | None) -> None:
         with self.db.write() as session:
             principal = authenticate(session, creds, self.guard)
-            payments.cancel_invoice(session, principal, reference, self.rules, utcnow())
+            payments.cancel_invoice(session, principal, reference, self.rules, self.clock.now())
 
     def commit_reservation(self, creds: Credentials | None, reference: str | None) -> None:
         with self.db.write() as session:
             principal = authenticate(session, creds, self.guard)
-            payments.commit_reservation(session, principal, reference, self.rules, utcnow())
+            payments.commit_reservation(session, principal, reference, self.rules, self.clock.now())
 
     def submit_payment_receipt(
         self, creds: Credentials | None, ers_reference: str | None, mime_type: str | None,
@@ -105,21 +108,22 @@ class Gateway:
             principal = authenticate(session, creds, self.guard)
             return payments.submit_payment_receipt(session, principal, ers_reference,
                                                    mime_type, data, receipt_type, self.rules,
-                                                   utcnow())
+                                                   self.clock.now())
 
     def refund_payment(self, creds: Credentials | None, ers_reference: str | None,
                        invoice: InvoiceData | None) -> str:
         with self.db.write() as session:
             principal = authenticate(session, creds, self.guard)
             return payments.refund_payment(session, principal, ers_reference, invoice,
-                                           self.rules, utcnow())
+                                           self.rules, self.clock.now())
 
     # --- reconciliation ---
 
     def mark_transaction_period(self, creds: Credentials | None, parameters: Parameters) -> str:
         with self.db.write() as session:
             principal = authenticate(session, creds, self.guard)
-            return mark_transaction_period(session, principal, parameters).transaction_period_id
+            return mark_transaction_period(session, principal, parameters,
+                                           self.clock.now()).transaction_period_id
 
     def execute_report(
         self, creds: Credentials | None, report_id: str | None, parameters: Parameters
@@ -132,6 +136,6 @@ class Gateway:
             if job is not None:
                 return reports.answer(session, job, report_id)
         with self.db.write() as session:
-            job = reports.queue(session, scope, self.settings.report_delay)
+            job = reports.queue(session, scope, self.settings.report_delay, self.clock.now())
         with self.db.read() as session:  # answered once the job is committed
             return reports.answer(session, job, report_id)

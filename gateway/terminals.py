@@ -1,6 +1,7 @@
 """registerTerminal, unregisterTerminal and assignSeqrId."""
 
 import re
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -22,17 +23,21 @@ def register_terminal(
     external_terminal_id: str | None,
     password: str | None,
     name: str | None,
+    now: datetime | None = None,
 ) -> str:
     """A new cash register of the caller's shop, with its own open terminal period."""
     require_reseller_user(principal, "registerTerminal")
-    return add_terminal(session, principal.reseller_id, external_terminal_id, password, name)
+    return add_terminal(session, principal.reseller_id, external_terminal_id, password, name,
+                        now=now)
 
 
 def add_terminal(session: Session, reseller_id: str, external_terminal_id: str | None,
                  password: str | None, name: str | None,
-                 kind: str = Terminal.CASH_REGISTER) -> str:
+                 kind: str = Terminal.CASH_REGISTER, *, terminal_id: str | None = None,
+                 now: datetime | None = None) -> str:
     """A new terminal of a shop: a cash register (registerTerminal), or a webshop's terminal,
-    which SEQR created for the webshop itself (`seqr-gateway add-terminal --webshop`)."""
+    which SEQR created for the webshop itself (`seqr-gateway add-terminal --webshop`); a
+    tester's fixture gives its terminalId (`terminal_id`) and the emulator's time (`now`)."""
     rejected = ResultCode.REJECTED_BUSINESS_LOGIC
     limits.check_length(external_terminal_id, limits.EXTERNAL_TERMINAL_ID, "externalTerminalId",
                         rejected)
@@ -40,21 +45,24 @@ def add_terminal(session: Session, reseller_id: str, external_terminal_id: str |
     broken = password_rule_broken(password)
     if broken is not None or password is None:
         raise SeqrError(ResultCode.ACCESS_DENIED, f"terminal password refused: {broken}")
+    now = now or utcnow()
     terminal = Terminal(
-        id=new_terminal_id(),
+        id=terminal_id or new_terminal_id(),
         reseller_id=reseller_id,
         external_terminal_id=external_terminal_id,
         name=name or external_terminal_id,
         password_hash=hash_password(password),
         kind=kind,
+        registered_at=now,
     )
     session.add(terminal)
     session.flush()
-    periods.open_scope(session, reseller_id, terminal.id)
+    periods.open_scope(session, reseller_id, terminal.id, now)
     return terminal.id
 
 
-def unregister_terminal(session: Session, principal: Principal) -> None:
+def unregister_terminal(session: Session, principal: Principal,
+                        now: datetime | None = None) -> None:
     """The terminal named by the context stops authenticating (33) and frees its SEQR ID.
 
     Its transactions stay; its shop can still close its terminal period and fetch reports.
@@ -62,7 +70,7 @@ def unregister_terminal(session: Session, principal: Principal) -> None:
     terminal = session.get(Terminal, require_terminal(principal, "unregisterTerminal"))
     assert terminal is not None
     terminal.status = Terminal.UNREGISTERED
-    terminal.unregistered_at = utcnow()
+    terminal.unregistered_at = now or utcnow()
     terminal.seqr_id = None
     session.flush()
 

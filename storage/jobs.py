@@ -6,7 +6,7 @@ claimed again. Completion is accepted only from the current lease holder, and th
 table allows one document per job, so at most one rendering is ever stored.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Any
@@ -75,21 +75,28 @@ def enqueue(
     return job
 
 
-def _claimable(now: datetime):  # type: ignore[no-untyped-def]
+def _claimable(now: datetime, due: datetime):  # type: ignore[no-untyped-def]
     return or_(
-        and_(ReportJob.status == ReportJob.PENDING, ReportJob.not_before <= now),
+        and_(ReportJob.status == ReportJob.PENDING, ReportJob.not_before <= due),
         and_(ReportJob.status == ReportJob.RUNNING, ReportJob.lease_expires_at < now),
     )
 
 
-def claim_next(db: Database, owner: str, lease_seconds: float, max_attempts: int) -> Claim | None:
-    """Take the oldest claimable job, or None. Jobs whose workers died too often fail."""
+def claim_next(db: Database, owner: str, lease_seconds: float, max_attempts: int,
+               due: Callable[[], datetime] = utcnow) -> Claim | None:
+    """Take the oldest claimable job, or None. Jobs whose workers died too often fail.
+
+    A pending job is due when its `not_before` has come by `due()` (the emulator's clock);
+    leases are real time, so that moving the clock never takes a job from a live worker."""
+
+    def claimable(now: datetime):  # type: ignore[no-untyped-def]
+        return _claimable(now, due())
 
     def take(session: Session, job: Row[Any], now: datetime) -> dict[str, Any] | None:
         if job.status == ReportJob.RUNNING and job.attempts >= max_attempts:
             session.execute(
                 update(ReportJob)
-                .where(ReportJob.id == job.id, _claimable(now))
+                .where(ReportJob.id == job.id, claimable(now))
                 .values(status=ReportJob.FAILED, finished_at=now,
                         last_error=f"{WORKER_LOST}: the worker rendering it stopped "
                         f"{job.attempts} times")
@@ -99,7 +106,7 @@ def claim_next(db: Database, owner: str, lease_seconds: float, max_attempts: int
                 "lease_expires_at": now + timedelta(seconds=lease_seconds),
                 "attempts": ReportJob.attempts + 1}
 
-    job = claim_lease(db, ReportJob, _claimable, take,
+    job = claim_lease(db, ReportJob, claimable, take,
                       columns=(ReportJob.status, ReportJob.attempts), order_by=(ReportJob.id,))
     return None if job is None else Claim(job.id, owner, job.attempts + 1)
 
@@ -162,13 +169,15 @@ def complete(
     return True
 
 
-def fail(db: Database, claim: Claim, error: str, max_attempts: int, retry_after: float) -> bool:
-    """Record a failed attempt: back to PENDING after `retry_after`, or FAILED for good.
-    `error` ("<ExceptionClass>: <message>") stays in the database and never goes on the wire.
+def fail(db: Database, claim: Claim, error: str, max_attempts: int, retry_after: float,
+         due: Callable[[], datetime] = utcnow) -> bool:
+    """Record a failed attempt: back to PENDING `retry_after` seconds later by `due()`, or
+    FAILED for good. `error` ("<ExceptionClass>: <message>") stays in the database and never
+    goes on the wire.
 
     Returns True when the job has failed for good.
     """
-    now = utcnow()
+    now = due()
     final = claim.attempt >= max_attempts
     values: dict[str, object] = {"last_error": error[:2000], "lease_owner": None}
     if final:

@@ -27,14 +27,16 @@ Take = Callable[[Session, Row[Any], datetime], dict[str, Any] | None]
 
 
 def claim_next(db: Database, model: Any, due: Due, take: Take, *,
-               columns: Sequence[Any], order_by: Sequence[Any], tries: int = 5) -> Row[Any] | None:
-    """The claimed row (`model.id` and `columns`, as they were before the claim), or None."""
+               columns: Sequence[Any], order_by: Sequence[Any], tries: int = 5,
+               clock: Callable[[], datetime] = utcnow) -> Row[Any] | None:
+    """The claimed row (`model.id` and `columns`, as they were before the claim), or None.
+    `due` and `take` are given `clock()`: real time, or the emulator's (`gateway.clock`)."""
     with db.read() as session:
-        if session.scalar(select(model.id).where(due(utcnow())).limit(1)) is None:
+        if session.scalar(select(model.id).where(due(clock())).limit(1)) is None:
             return None
     for _ in range(tries):  # lost a race with another claimant, or passed one over: look again
         with db.write() as session:
-            now = utcnow()
+            now = clock()
             candidate = session.execute(
                 select(model.id, *columns).where(due(now)).order_by(*order_by).limit(1)
                 .with_for_update(skip_locked=True)

@@ -12,19 +12,21 @@ from sqlalchemy.sql import ColumnElement
 from gateway import payments
 from gateway.background import notifications
 from gateway.background.loop import BackgroundLoop
+from gateway.clock import Clock
 from gateway.config import Settings
 from storage.database import Database
-from storage.models import Invoice, utcnow
+from storage.models import Invoice
 
 log = logging.getLogger(__name__)
 
 
 class Housekeeper(BackgroundLoop):
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, clock: Clock | None = None) -> None:
         super().__init__("housekeeping", settings.worker_poll_seconds)
         self.db = db
         self.settings = settings
         self.rules = settings.payment_rules
+        self.clock = clock or Clock(db)
 
     def _any(self, condition: ColumnElement[bool] | None) -> bool:
         if condition is None:
@@ -34,17 +36,17 @@ class Housekeeper(BackgroundLoop):
 
     def run_once(self) -> bool:
         """One round; True when it changed or delivered something."""
-        now = utcnow()
+        now = self.clock.now()
         busy = False
         if self._any(payments.reversal_due(self.rules, now)):
             with self.db.write() as session:
-                reversed_count = payments.reverse_unpolled(session, self.rules, utcnow())
+                reversed_count = payments.reverse_unpolled(session, self.rules, self.clock.now())
             if reversed_count:
                 log.info("reversed %d payment(s) the register never polled", reversed_count)
                 busy = True
         if self._any(Invoice.auto_pay_due(now)):
             with self.db.write() as session:
-                busy = payments.auto_pay_due(session, self.rules, utcnow()) > 0 or busy
+                busy = payments.auto_pay_due(session, self.rules, self.clock.now()) > 0 or busy
         s = self.settings
         return notifications.deliver_one(self.db, s.notification_timeout,
-                                         s.notification_attempts) or busy
+                                         s.notification_attempts, self.clock.now) or busy

@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +32,7 @@ from storage.models import Notification, NotificationAttempt, utcnow
 log = logging.getLogger(__name__)
 
 _CLAIM_SECONDS = 60.0  # while one process calls a URL, the others leave that row alone
+METHOD = "POST"
 
 
 #: the form parameter naming the paid invoice
@@ -50,6 +52,8 @@ class Outcome:
     http_status: int | None
     text: str
     duration_ms: int
+    method: str = METHOD
+    body: str | None = None
 
     @property
     def delivered(self) -> bool:
@@ -65,11 +69,12 @@ def _take(session: Session, row: Row[Any], now: datetime) -> dict[str, Any]:
             "next_attempt_at": now + timedelta(seconds=_CLAIM_SECONDS)}
 
 
-def claim_due(db: Database) -> Due | None:
+def claim_due(db: Database, clock: Callable[[], datetime] = utcnow) -> Due | None:
+    """The oldest attempt due by `clock()` (the emulator's clock), claimed for this process."""
     found = claim_next(db, Notification, _due, _take,
                        columns=(Notification.url, Notification.attempts,
                                 Notification.invoice_reference),
-                       order_by=(Notification.next_attempt_at,))
+                       order_by=(Notification.next_attempt_at,), clock=clock)
     if found is None:
         return None
     return Due(found.id, found.url, found.attempts + 1, found.invoice_reference)
@@ -80,7 +85,7 @@ def call(url: str, invoice_reference: str, timeout: float) -> Outcome:
     started = time.monotonic()
     form = urllib.parse.urlencode({PARAMETER: invoice_reference}).encode()
     request = urllib.request.Request(
-        url, data=form, method="POST",
+        url, data=form, method=METHOD,
         headers={"User-Agent": "seqr-emulator-notifier",
                  "Content-Type": "application/x-www-form-urlencoded"})
     try:
@@ -90,16 +95,18 @@ def call(url: str, invoice_reference: str, timeout: float) -> Outcome:
         status, text = error.code, f"HTTP {error.code}"
     except (urllib.error.URLError, OSError, ValueError) as error:
         status, text = None, f"{type(error).__name__}: {getattr(error, 'reason', error)}"
-    return Outcome(status, text, int((time.monotonic() - started) * 1000))
+    return Outcome(status, text, int((time.monotonic() - started) * 1000), METHOD,
+                   form.decode())
 
 
-def record(db: Database, due: Due, outcome: Outcome, max_attempts: int) -> None:
-    now = utcnow()
+def record(db: Database, due: Due, outcome: Outcome, max_attempts: int,
+           clock: Callable[[], datetime] = utcnow) -> None:
+    now = clock()
     with db.write() as session:
         session.add(NotificationAttempt(
             notification_id=due.notification_id, attempted_at=now,
             http_status=outcome.http_status, outcome=outcome.text,
-            duration_ms=outcome.duration_ms,
+            duration_ms=outcome.duration_ms, method=outcome.method, body=outcome.body,
         ))
         values: dict[str, object]
         if outcome.delivered:
@@ -116,10 +123,12 @@ def record(db: Database, due: Due, outcome: Outcome, max_attempts: int) -> None:
             due.attempt, due.url, outcome.text, outcome.duration_ms)
 
 
-def deliver_one(db: Database, timeout: float, max_attempts: int) -> bool:
-    """Make one due attempt; False when none was due."""
-    due = claim_due(db)
+def deliver_one(db: Database, timeout: float, max_attempts: int,
+                clock: Callable[[], datetime] = utcnow) -> bool:
+    """Make one due attempt; False when none was due. Retries wait on `clock`, the emulator's
+    clock: with it frozen, a failed call is tried again when it is advanced."""
+    due = claim_due(db, clock)
     if due is None:
         return False
-    record(db, due, call(due.url, due.invoice_reference, timeout), max_attempts)
+    record(db, due, call(due.url, due.invoice_reference, timeout), max_attempts, clock)
     return True

@@ -12,7 +12,7 @@ from gateway.parameters import TERMINAL_ID, TRANSACTION_PERIOD_ID, Parameters
 from gateway.reports.catalog import lookup
 from gateway.reports.render import ReportScope
 from storage import jobs
-from storage.models import ReportJob, Terminal, TransactionPeriod, utcnow
+from storage.models import ReportJob, Terminal, TransactionPeriod
 from wsdl.catalog import ReportSpec, answer_title
 from wsdl.resultcodes import ResultCode
 
@@ -99,8 +99,9 @@ def find(session: Session, scope: ReportScope) -> ReportJob | None:
     )
 
 
-def queue(session: Session, scope: ReportScope, report_delay: float) -> ReportJob:
-    not_before: datetime = utcnow() + timedelta(seconds=report_delay)
+def queue(session: Session, scope: ReportScope, report_delay: float,
+          now: datetime) -> ReportJob:
+    not_before: datetime = now + timedelta(seconds=report_delay)
     return jobs.enqueue(
         session, scope.spec.report_id, scope.period.id, scope.terminal_id, not_before
     )
