@@ -98,8 +98,12 @@ class Settings:
     auto_pay_after: float | None = PaymentRules.auto_pay_after
     #: the buyer simulator's HTTP endpoints (/simulator/...)
     simulator: bool = True
-    #: when set, the simulator's endpoints demand it as a bearer token
+    #: the tester's admin API (/admin/...)
+    admin: bool = True
+    #: when set, the simulator's and the admin API's endpoints demand it as a bearer token
     admin_token: str | None = None
+    #: the request journal keeps the newest this many SOAP exchanges; 0 switches it off
+    journal_size: int = 10_000
     #: notificationUrl calls: attempts, and seconds each may take
     notification_attempts: int = 3
     notification_timeout: float = 3.0
@@ -135,7 +139,9 @@ class Settings:
             ),
             auto_pay_after=env_optional_float("SEQR_AUTO_PAY_AFTER"),
             simulator=env_str("SEQR_SIMULATOR", "1") not in ("0", "false", "no"),
+            admin=env_str("SEQR_ADMIN", "1") not in ("0", "false", "no"),
             admin_token=os.environ.get("SEQR_ADMIN_TOKEN") or None,
+            journal_size=env_int("SEQR_JOURNAL_SIZE", cls.journal_size),
             notification_attempts=env_int(
                 "SEQR_NOTIFICATION_ATTEMPTS", cls.notification_attempts),
             notification_timeout=env_float(

@@ -18,11 +18,13 @@ from typing import IO
 
 from gateway.background.housekeeping import Housekeeper
 from gateway.background.loop import BackgroundLoop
+from gateway.clock import Clock
 from gateway.config import Settings
+from gateway.control import faults
 from gateway.reports.render import ReportScope, render
 from storage import jobs
 from storage.database import Database
-from storage.models import ReportJob, TransactionPeriod, utcnow
+from storage.models import ReportJob, TransactionPeriod
 from wsdl.catalog import MIME_TYPE, REPORTS
 
 log = logging.getLogger(__name__)
@@ -31,7 +33,8 @@ _SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
 
 class ReportWorker(BackgroundLoop):
-    def __init__(self, db: Database, settings: Settings, name: str | None = None) -> None:
+    def __init__(self, db: Database, settings: Settings, name: str | None = None,
+                 clock: Clock | None = None) -> None:
         # the name is also the lease owner of the jobs it claims: unique across hosts
         super().__init__(
             name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
@@ -39,11 +42,14 @@ class ReportWorker(BackgroundLoop):
         )
         self.db = db
         self.settings = settings
+        self.clock = clock or Clock(db)
+        self.faults = faults.Faults(db)
 
     def run_once(self) -> bool:
         """Claim and process one job; False when there was nothing to do."""
         s = self.settings
-        claim = jobs.claim_next(self.db, self.name, s.job_lease_seconds, s.job_max_attempts)
+        claim = jobs.claim_next(self.db, self.name, s.job_lease_seconds, s.job_max_attempts,
+                                self.clock.now)
         if claim is None:
             return False
         with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as out, \
@@ -56,6 +62,7 @@ class ReportWorker(BackgroundLoop):
                 final = jobs.fail(
                     self.db, claim, f"{type(exc).__name__}: {exc}", s.job_max_attempts,
                     retry_after=min(60.0, s.job_retry_seconds * 2 ** (claim.attempt - 1)),
+                    due=self.clock.now,
                 )
                 if final:
                     log.error("report job %s failed for good", claim.job_id)
@@ -101,7 +108,10 @@ class ReportWorker(BackgroundLoop):
             period = session.get(TransactionPeriod, job.period_id)
             assert period is not None and period.public_id is not None
             spec = REPORTS[job.report_id]
-            generated_at = utcnow()
+            hit = self.faults.hit_render(job.report_id, job.terminal_id)
+            if hit is not None:
+                raise faults.InjectedFailureError(f"render failed on purpose ({hit.label})")
+            generated_at = self.clock.now()
             render(session, ReportScope(spec, period, job.terminal_id), generated_at, out)
             return spec.title(period.public_id), generated_at
 
@@ -109,7 +119,9 @@ class ReportWorker(BackgroundLoop):
 def start_background_threads(settings: Settings) -> tuple[ReportWorker, Housekeeper]:
     """The report worker and the payments' housekeeping, as daemon threads of this process."""
     db = Database(settings.database_url)
-    worker, housekeeper = ReportWorker(db, settings), Housekeeper(db, settings)
+    clock = Clock(db)
+    worker = ReportWorker(db, settings, clock=clock)
+    housekeeper = Housekeeper(db, settings, clock=clock)
     worker.start_thread()
     housekeeper.start_thread()
     return worker, housekeeper

@@ -10,7 +10,6 @@ SEQR ID), 409 (the transition is impossible now), 401 (bad admin token), 405, or
 database cannot be reached (never an HTML error page).
 """
 
-import hmac
 import json
 import logging
 import re
@@ -21,10 +20,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from gateway import payments
+from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.errors import database_error_code
+from gateway.wire.admin import authorised
 from storage.database import Database
-from storage.models import Invoice, utcnow
+from storage.models import Invoice
 from wsdl.resultcodes import ResultCode
 
 log = logging.getLogger(__name__)
@@ -48,10 +49,11 @@ def describe(row: Invoice) -> dict[str, Any]:
 
 
 class Simulator:
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, clock: Clock | None = None) -> None:
         self.db = db
         self.settings = settings
         self.rules = settings.payment_rules
+        self.clock = clock or Clock(db)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if not self._authorised(environ):
@@ -97,13 +99,7 @@ class Simulator:
         return _json(start_response, "200 OK", row)
 
     def _authorised(self, environ: dict[str, Any]) -> bool:
-        token = self.settings.admin_token
-        if not token:
-            return True
-        scheme, _, given = environ.get("HTTP_AUTHORIZATION", "").strip().partition(" ")
-        if scheme.lower() != "bearer":  # the scheme is case-insensitive (RFC 9110 11.1)
-            return False
-        return hmac.compare_digest(given.strip().encode(), token.encode())
+        return authorised(environ, self.settings.admin_token)
 
     def _write(self, action: Callable[[Session, Any], Invoice]) -> dict[str, Any]:
         """Run a buyer action in one transaction. A refused action is committed too: what
@@ -112,7 +108,7 @@ class Simulator:
         `gateway.payments` refuse before they change anything of their own.)"""
         with self.db.write() as session:
             try:
-                return describe(action(session, utcnow()))
+                return describe(action(session, self.clock.now()))
             except payments.BuyerActionError as error:
                 refused = error
         raise refused

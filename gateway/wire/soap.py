@@ -14,6 +14,7 @@ request with any deviation is refused too, naming them. The SOAPAction header an
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,10 @@ _ENVELOPE = f"{{{SOAP11_ENV}}}Envelope"
 _BODY = f"{{{SOAP11_ENV}}}Body"
 _FAULT = f"{{{SOAP11_ENV}}}Fault"
 PORT_TYPE = "ERSWSExternalClientService"
+
+#: what may run an operation instead of `contract.invoke`: given the operation's name, its
+#: Spyne method, its arguments and the call itself, it returns the answer's fields
+Around = Callable[[str, Any, list[Any], Callable[[], dict[str, Any]]], dict[str, Any]]
 
 OK = "200 OK"
 FAULT_STATUS = "500 Internal Server Error"  # SOAP 1.1 over HTTP: a fault is a 500
@@ -125,7 +130,9 @@ class SoapEndpoint:
         self.methods = contract.methods()
 
     def handle(self, body: bytes, soap_action: str | None = None,
-               query: str = "") -> Exchange:
+               query: str = "", around: "Around | None" = None) -> Exchange:
+        """The answer to one request. `around`, when given, runs the operation (the control
+        plane's fault rules and journal: `gateway.wire.intercept`)."""
         started = time.perf_counter()
         notes: list[Deviation] = []
         if query.lower() in ("wsdl", "wsdl="):
@@ -141,7 +148,11 @@ class SoapEndpoint:
             trim_collections(element)
             arguments = Reader(notes).arguments(element, method.in_message, name)
             call = contract.Call(self.gateway, name, notes, strict=self.strict)
-            answer = contract.invoke(call, method, arguments)
+            if around is None:
+                answer = contract.invoke(call, method, arguments)
+            else:
+                answer = around(name, method, arguments,
+                                lambda: contract.invoke(call, method, arguments))
             if self.strict and notes:  # an operation that calls no gateway method
                 raise contract.StrictRefusalError(name)
         except UnreadableValueError as error:
