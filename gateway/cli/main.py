@@ -1,4 +1,5 @@
-"""`seqr-gateway serve | worker | simulate | migrate | add-reseller | add-terminal`.
+"""`seqr-gateway serve | worker | simulate | migrate | add-reseller | add-terminal`, and the
+admin commands (`requests | notifications | faults | clock | reset | seed | state | invoices`).
 
 Every option has an environment fallback (shown in --help), so the same settings work in
 a shell, a service unit or a container.
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import shops
+from gateway.cli import control
 from gateway.config import Settings
 from storage.database import Database
 from wsdl import redact
@@ -95,6 +97,7 @@ _FLAGS = {  # Settings field: the argparse destination of its flag
     "keep_alive": "keep_alive", "max_connections": "max_connections",
     "auth_max_failures": "auth_max_failures", "auth_lockout_seconds": "auth_lockout_seconds",
     "strict": "strict",
+    "journal_size": "journal_size",
 }
 
 
@@ -165,6 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "of order or missing, unknown elements, ...) with a Client fault "
                        "naming the deviations, instead of accepting it as the real SEQR "
                        "did [SEQR_STRICT=1]")
+    serve.add_argument("--no-admin", action="store_true", default=not env.admin,
+                       help="switch off the admin API's /admin endpoints [SEQR_ADMIN=0]; "
+                       "with SEQR_ADMIN_TOKEN set they demand it as a bearer token")
+    serve.add_argument("--journal-size", type=int, default=env.journal_size,
+                       help="SOAP exchanges the request journal keeps; 0 switches it off "
+                       "[SEQR_JOURNAL_SIZE, default %(default)s]")
+    serve.add_argument("--seed", type=Path, metavar="FILE",
+                       help="load this YAML or JSON fixture before serving (see `seed`)")
     _add_payment_options(serve, env)
 
     worker = commands.add_parser(
@@ -216,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     terminal.add_argument("--webshop", action="store_true",
                           help="a webshop's terminal, which keeps many open invoices (a cash "
                           "register keeps one: a new sendInvoice cancels its unpaid one)")
+    control.add_commands(commands, env, _add_database)
     return parser
 
 
@@ -239,8 +251,17 @@ def main(argv: list[str] | None = None) -> int:
     handler = {
         "serve": _serve, "worker": _worker, "migrate": _migrate, "add-reseller": _add_reseller,
         "add-terminal": _add_terminal, "simulate": _simulate,
+        **{name: _control for name in control.COMMANDS},
     }[args.command]
     return handler(args)
+
+
+def _control(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    db = _ready_database(settings.database_url)
+    if db is None:
+        return 2
+    return control.run(args, db, settings)
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -358,7 +379,7 @@ def _serve(args: argparse.Namespace) -> int:
     from gateway.cli.server import run_gunicorn
 
     settings = _settings(args, embedded_worker=not args.no_worker,
-                         simulator=not args.no_simulator)
+                         simulator=not args.no_simulator, admin=not args.no_admin)
     problem = _cannot_listen(args.host, args.port)
     if problem:
         print(f"seqr-gateway: {problem}", file=sys.stderr)
@@ -366,6 +387,15 @@ def _serve(args: argparse.Namespace) -> int:
     db = _ready_database(settings.database_url)
     if db is None:
         return 2
+    if args.seed is not None:
+        try:
+            seeded = control.seed_file(db, settings, args.seed)
+        except (OSError, ValueError) as error:
+            print(f"seqr-gateway: --seed {args.seed}: {error}", file=sys.stderr)
+            return 2
+        print(f"Seeded {args.seed}: shops {', '.join(seeded['shops']) or '-'}; "
+              f"{len(seeded['terminals'])} terminal(s), {len(seeded['invoices'])} invoice(s)",
+              flush=True)
     endpoint = f"http://{args.host}:{args.port}/extclientproxy/service/v2"
     if not args.no_demo:
         try:
