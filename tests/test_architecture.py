@@ -22,7 +22,7 @@ def test_test_modules_import_only_from_tests_support() -> None:
 
 
 def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
-    for package in ("wsdl", "storage", "gateway", "client"):
+    for package in ("wsdl", "storage", "gateway", "client", "seqr_pytest"):
         (tmp_path / package).mkdir(exist_ok=True)
         (tmp_path / package / "__init__.py").touch()
     for name, text in files.items():

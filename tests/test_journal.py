@@ -1,0 +1,80 @@
+"""The request journal's bounds and its contract with the wire layer, on the WSGI app."""
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.config import Settings
+from gateway.control import journal
+from gateway.wire.app import create_app
+from tests.support.databases import new_database_url
+from tests.support.envelopes import envelope
+from tests.support.servers import InProcess
+
+
+def app_with(tmp_path: Path, **settings: Any) -> InProcess:
+    return InProcess(create_app(Settings(database_url=new_database_url(tmp_path, "journal"),
+                                         report_delay=0, **settings), create_schema=True))
+
+
+def entries(app: InProcess) -> list[dict[str, Any]]:
+    status, body = app.request("GET", "/admin/requests", query="limit=1000")
+    assert status == 200
+    return json.loads(body)  # type: ignore[no-any-return]
+
+
+def test_the_journal_keeps_only_the_newest_entries(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(journal, "PRUNE_EVERY", 10)  # prune every 10th entry, not 100th
+    app = app_with(tmp_path, journal_size=5)
+    for calls in range(1, 41):
+        assert app.post(envelope("benchmarkingNop", ""))[0] == 200
+        if calls % 3 == 0:
+            time.sleep(journal.FLUSH_SECONDS * 2)  # let the writer flush in batches of ~3
+    kept = [e["id"] for e in entries(app)]
+    assert kept == list(range(kept[0], 41))  # the newest, none missing
+    assert 5 <= len(kept) < 5 + 10 + 3  # keep, and what came since the last prune
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """What the wire layer puts in environ["seqr.deviations"]: kind, detail, as_dict()."""
+
+    kind: str
+    detail: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "detail": self.detail}
+
+
+def test_the_wire_layers_deviations_are_stored_with_the_entry(tmp_path: Path) -> None:
+    app = app_with(tmp_path)
+    found = [Deviation("acknowledgmentMode-omitted", "no acknowledgmentMode on v2")]
+    app.post(envelope("benchmarkingNop", ""))
+    status, _ = app.request("POST", body=envelope("benchmarkingNop", "").encode(),
+                            headers={"seqr.deviations": found})  # type: ignore[dict-item]
+    assert status == 200
+    plain, deviating = entries(app)
+    assert plain["deviations"] == []
+    assert deviating["deviations"] == [{"kind": "acknowledgmentMode-omitted",
+                                        "detail": "no acknowledgmentMode on v2"}]
+
+
+def test_passwords_are_masked_in_any_prefix_and_spacing() -> None:
+    body = (b'<ns:password xmlns:ns="x">s3cret</ns:password><newPassword >n3w</newPassword>'
+            b"<passwordHint>kept</passwordHint><password/>")
+    masked = journal.mask_passwords(body)
+    assert "s3cret" not in masked and "n3w" not in masked
+    assert masked.count("***") == 2 and "<passwordHint>kept</passwordHint>" in masked
+
+
+def test_long_bodies_are_cut_and_still_masked() -> None:
+    body = b"<password>s3cret</password>" + b"x" * (2 * journal.BODY_LIMIT)
+    kept = journal.stored_body(body)
+    assert kept.startswith("<password>***</password>xxx")
+    assert kept.endswith(f"... [{len(body)} bytes, the first {journal.BODY_LIMIT} kept]")
+    assert len(kept) < journal.BODY_LIMIT + 100
