@@ -242,13 +242,15 @@ class Server:
                 self.process.wait()
 
 
-def gateway_server(tmp: Path, db_url: str, workers: int) -> Server:
+def gateway_server(tmp: Path, db_url: str, workers: int, *extra: str) -> Server:
     port = free_port()
     args = [
         sys.executable, "-m", "gateway.cli.main", "serve", "--port", str(port),
         "--database-url", db_url, "--report-delay", "0", "--no-demo", "--workers", str(workers),
+        *extra,
     ]
-    return Server("gateway", args, port, tmp / f"gateway-{workers}w.log")
+    name = "gateway" + (" " + " ".join(extra) if extra else "")
+    return Server(name, args, port, tmp / f"gateway-{workers}w{'-'.join(extra)}.log")
 
 
 def migrate(db_url: str, tmp: Path) -> str:
@@ -382,10 +384,18 @@ class Measurement:
     latencies: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     response_bytes: int = 0
+    #: CPU seconds the server's processes (gunicorn master and workers) used while measured
+    server_cpu: float | None = None
 
     @property
     def ok(self) -> int:
         return len(self.latencies)
+
+    @property
+    def cpu_per_request(self) -> float | None:
+        """Server CPU seconds per answered request: what other load on the machine skews
+        least (it slows the server down, it does not make it work more)."""
+        return self.server_cpu / self.ok if self.server_cpu is not None and self.ok else None
 
     @property
     def failed(self) -> int:
@@ -410,6 +420,28 @@ class Operation:
     body: bytes
     expected: int = 0  # the resultCode every answer must carry
     must_contain: bytes | None = None  # and this, when given (e.g. <status>PAID</status>)
+    pid: int | None = None  # the server's process, to measure its CPU time
+
+
+def process_tree_cpu(pid: int | None) -> float | None:
+    """CPU seconds (user + system) of `pid` and its children so far, from /proc (Linux)."""
+    if pid is None or not Path("/proc/self/stat").exists():
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    total, parents = 0.0, {pid}
+    stats = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                text = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) "
+            stats.append((int(entry.name), int(fields[1]), int(fields[11]) + int(fields[12])))
+    for own, parent, ticks in stats:  # the server and its gunicorn workers
+        if own in parents or parent in parents:
+            total += ticks / tick
+    return total
 
 
 def client(port: int, body: bytes, expected: int, must_contain: bytes | None, warmup: float,
@@ -472,6 +504,12 @@ def measure(operation: Operation, workers: int, clients: int, warmup: float,
         for process in processes:
             process.start()
         barrier.wait(timeout=60)  # every client started and imported: go
+        time.sleep(warmup)
+        cpu_before = process_tree_cpu(operation.pid)
+        time.sleep(duration)
+        cpu_after = process_tree_cpu(operation.pid)
+        if cpu_before is not None and cpu_after is not None:
+            outcome.server_cpu = cpu_after - cpu_before
         for _ in processes:
             latencies, errors, size = results.get(timeout=warmup + duration + 120)
             outcome.latencies += latencies
@@ -490,6 +528,8 @@ def measure(operation: Operation, workers: int, clients: int, warmup: float,
 def merge(rounds: list[Measurement]) -> Measurement:
     """Several rounds of one operation as one measurement (all requests, all seconds)."""
     total = Measurement(rounds[0].name, sum(r.duration for r in rounds), rounds[0].workers)
+    cpu = [r.server_cpu for r in rounds]
+    total.server_cpu = None if None in cpu else sum(c for c in cpu if c is not None)
     for r in rounds:
         total.latencies += r.latencies
         total.errors.update(r.errors)
@@ -538,6 +578,28 @@ def print_table(rows: list[Measurement]) -> None:
         print(line)
 
 
+OFF = " [journal off]"
+
+
+def print_journal_cost(rows: list[Measurement]) -> None:
+    """Each operation's req/s with the journal on against the same with it off."""
+    off = {(row.workers, row.name[: -len(OFF)]): row for row in rows if row.name.endswith(OFF)}
+    print("\nthe request journal's cost, journal on / off (same run, same database); server "
+          "CPU per request is what other load on the machine skews least:")
+    for row in rows:
+        twin = off.get((row.workers, row.name))
+        if twin is None or not twin.rate:
+            continue
+        line = (f"  {row.workers}w {row.name}: {row.rate:.1f} / {twin.rate:.1f} req/s = "
+                f"{row.rate / twin.rate:.1%}; p50 {row.percentile(50) * 1000:.2f} / "
+                f"{twin.percentile(50) * 1000:.2f} ms")
+        on_cpu, off_cpu = row.cpu_per_request, twin.cpu_per_request
+        if on_cpu and off_cpu:
+            line += (f"; server CPU {on_cpu * 1000:.3f} / {off_cpu * 1000:.3f} ms per request "
+                     f"= {on_cpu / off_cpu:.1%}")
+        print(line)
+
+
 def parse_workers(text: str) -> list[int]:
     try:
         counts = [int(part) for part in text.split(",") if part.strip()]
@@ -567,6 +629,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="transactions in the reported period (default 100)")
     parser.add_argument("--no-paid-poll", action="store_true",
                         help="leave out getPaymentStatus of a PAID invoice")
+    parser.add_argument("--journal-off-too", action="store_true",
+                        help="also run a gateway with the request journal off "
+                        "(--journal-size 0) and measure every operation on both, interleaved")
     parser.add_argument("--database-url",
                         help="a PostgreSQL server to run on, e.g. "
                         "postgresql+psycopg://postgres@127.0.0.1:5432/postgres: a database is "
@@ -622,6 +687,11 @@ def run(args: argparse.Namespace, db_url: str, tmp: Path) -> int:
             servers += [gateway, canned]
             gateway.start(gateway_ready)
             canned.start(canned_ready)
+            unjournaled = None
+            if args.journal_off_too:
+                unjournaled = gateway_server(tmp, db_url, workers, "--journal-size", "0")
+                servers.append(unjournaled)
+                unjournaled.start(gateway_ready)
             print(f"{workers} worker(s): gateway on port {gateway.port}, canned app on port "
                   f"{canned.port}", flush=True)
             if invoices is None:  # the first gateway prepares what every count measures
@@ -647,6 +717,16 @@ def run(args: argparse.Namespace, db_url: str, tmp: Path) -> int:
                 Operation("executeReport 003 (READY)", gateway.port,
                           report_envelope(period_id)),
             ]
+            gateway_pid = gateway.process.pid if gateway.process else None
+            plan = [op if op.port != gateway.port else
+                    Operation(op.name, op.port, op.body, op.expected, op.must_contain,
+                              gateway_pid) for op in plan]
+            if unjournaled is not None:  # each operation on the journal-less twin right after
+                unjournaled_pid = unjournaled.process.pid if unjournaled.process else None
+                plan = [twin for op in plan for twin in (
+                    [op] if op.port == canned.port else
+                    [op, Operation(op.name + OFF, unjournaled.port, op.body, op.expected,
+                                   op.must_contain, unjournaled_pid)])]
             rounds: dict[str, list[Measurement]] = {op.name: [] for op in plan}
             for round_number in range(1, args.rounds + 1):
                 for operation in plan:
@@ -655,8 +735,9 @@ def run(args: argparse.Namespace, db_url: str, tmp: Path) -> int:
                     rounds[operation.name].append(result)
                     print(f"  {workers}w round {round_number} {operation.name}: "
                           f"{result.rate:.1f} req/s, p50 {result.percentile(50) * 1000:.2f} ms, "
-                          f"p99 {result.percentile(99) * 1000:.2f} ms, {result.failed} errors",
-                          flush=True)
+                          f"p99 {result.percentile(99) * 1000:.2f} ms, {result.failed} errors"
+                          + (f", server CPU {result.cpu_per_request * 1000:.3f} ms/request"
+                             if result.cpu_per_request else ""), flush=True)
             results += [merge(rounds[op.name]) for op in plan]
         finally:
             for server in reversed(servers):
@@ -664,6 +745,8 @@ def run(args: argparse.Namespace, db_url: str, tmp: Path) -> int:
 
     print()
     print_table(results)
+    if args.journal_off_too:
+        print_journal_cost(results)
     print(f"(load average {os.getloadavg()[0]:.2f} at the end)")
     failures = [row for row in results if row.failed]
     if failures:
