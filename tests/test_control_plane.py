@@ -130,7 +130,11 @@ def world(pair: Pair) -> World:
 
 def test_a_registers_sale_is_in_the_journal_whichever_process_answered(world: World) -> None:
     a, b = world.pair
-    reference = world.send(a)
+    sold = requests.post(a.endpoint, data=envelope("sendInvoice", world.till() + invoice("25.00")),
+                         headers={"Content-Type": "text/xml; charset=utf-8",
+                                  "SOAPAction": '"urn:sendInvoice"'}, timeout=30)
+    assert code(sold) == 0
+    reference = REFERENCE.search(sold.content).group(1).decode()  # type: ignore[union-attr]
     world.admin.pay(reference)
     polled = world.poll(b, reference)
     assert code(polled) == 0 and b"<status>PAID</status>" in polled.content
@@ -142,7 +146,10 @@ def test_a_registers_sale_is_in_the_journal_whichever_process_answered(world: Wo
     assert (sale["terminalId"], sale["httpStatus"], sale["resultCode"]) == (
         world.terminal, 200, 0)
     assert sale["path"] == "/extclientproxy/service/v2"
-    assert sale["deviations"] == [] and sale["injected"] is None and sale["latencyMs"] > 0
+    # the register's SOAPAction is a deviation from the WSDL (its binding's is empty)
+    assert [d["kind"] for d in sale["deviations"]] == ["soap-action"]
+    assert "urn:sendInvoice" in sale["deviations"][0]["detail"]
+    assert poll["deviations"] == [] and sale["injected"] is None and sale["latencyMs"] > 0
     assert "<password>***</password>" in sale["request"]
     assert world.terminal_password not in sale["request"]
     assert f"<invoiceReference>{reference}</invoiceReference>" in sale["response"]
@@ -160,7 +167,9 @@ def test_a_registers_sale_is_in_the_journal_whichever_process_answered(world: Wo
 
 def test_faulted_requests_and_password_changes_are_journaled_masked(world: World) -> None:
     a, _b = world.pair
-    refused = world.soap(a, "sendInvoice", "<context><bogus/></context>")
+    refused = world.soap(a, "getPaymentStatus", world.till()
+                         + "<invoiceReference>1</invoiceReference>"
+                         "<invoiceVersion>abc</invoiceVersion>")  # not an int: a Client fault
     assert refused.status_code == 500
     changed = world.soap(a, "changePrincipalPassword", world.owner()
                          + f"<principalId><id>{world.shop}</id><type>RESELLERUSER</type>"
@@ -168,7 +177,7 @@ def test_faulted_requests_and_password_changes_are_journaled_masked(world: World
     assert code(changed) == 0
     fault, change = world.admin.journal()
     assert (fault["operation"], fault["httpStatus"], fault["resultCode"]) == (
-        "sendInvoice", 500, None)
+        "getPaymentStatus", 500, None)
     assert fault["fault"].startswith("Client")
     assert "n3w-secret" not in change["request"] and "shop-secret" not in change["request"]
     assert change["request"].count("***") == 2

@@ -171,7 +171,7 @@ def _terminal(session: Session, reseller_id: str, spec: dict[str, Any],
         now=now)
     terminal = session.get(Terminal, terminal_id)
     assert terminal is not None
-    terminal.seqr_id = seqr_id
+    terminal.seqr_id = seqr_id.upper() if seqr_id else None  # stored as assignSeqrId does
     session.flush()
     return terminal
 

@@ -41,7 +41,6 @@ _PASSWORD = re.compile(
     rb"(<(?:[\w.-]+:)?(?:password|newPassword)(?:\s[^>]*)?>)[^<]*(</(?:[\w.-]+:)?"
     rb"(?:password|newPassword)\s*>)"
 )
-_OPERATION = re.compile(rb"<(?:[\w.-]+:)?Body\b[^>]*>\s*<(?:[\w.-]+:)?([A-Za-z]\w*)")
 
 
 def mask_passwords(body: bytes) -> str:
@@ -55,12 +54,6 @@ def stored_body(body: bytes) -> str:
         return mask_passwords(body)
     return (mask_passwords(body[:BODY_LIMIT])
             + f"... [{len(body)} bytes, the first {BODY_LIMIT} kept]")
-
-
-def operation_in(body: bytes) -> str | None:
-    """The operation element's name, read roughly (for requests the SOAP layer refused)."""
-    found = _OPERATION.search(body[:4096])
-    return found.group(1).decode() if found else None
 
 
 @dataclass

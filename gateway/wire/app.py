@@ -24,9 +24,9 @@ from gateway.wire import envelope, metrics
 from gateway.wire.admin import PREFIX as ADMIN_PREFIX
 from gateway.wire.admin import Admin
 from gateway.wire.deviations import ENVIRON_KEY as DEVIATIONS_KEY
+from gateway.wire.intercept import Intercept
 from gateway.wire.simulator import PREFIX as SIMULATOR_PREFIX
 from gateway.wire.simulator import Simulator
-from gateway.wire.intercept import Intercept
 from gateway.wire.soap import FAULT_STATUS, SoapEndpoint
 from storage.database import Database
 from storage.jobs import waiting_jobs
