@@ -45,6 +45,8 @@ _PASSWORD = re.compile(
 
 def mask_passwords(body: bytes) -> str:
     """The body as text, every password element's content replaced by ***."""
+    if b"assword" not in body:  # most answers: no regex pass needed
+        return body.decode("utf-8", "replace")
     return _PASSWORD.sub(rb"\1" + MASK.encode() + rb"\2", body).decode("utf-8", "replace")
 
 
