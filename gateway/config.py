@@ -52,6 +52,12 @@ class PaymentRules:
             return None
         return now - timedelta(seconds=self.reversal_seconds)
 
+    def reversal_at(self, paid_at: datetime) -> datetime | None:
+        """When a payment made at `paid_at` is reversed, if its register has not seen it."""
+        if self.reversal_seconds <= 0:
+            return None
+        return paid_at + timedelta(seconds=self.reversal_seconds)
+
     def auto_pay_at(self, now: datetime) -> datetime | None:
         """When an invoice sent now pays itself."""
         if self.auto_pay_after is None:

@@ -402,12 +402,54 @@ def _conflict(row: Invoice, action: str, why: str) -> BuyerActionError:
     return BuyerActionError(f"cannot {action} invoice {row.reference}: {why}", status=row.status)
 
 
+#: the buyer's actions on an invoice, in the order a phone offers them
+BUYER_ACTIONS = ("scan", "pay", "reserve", "fail")
+
+
+def _refusal(row: Invoice, action: str, status: str) -> str | None:
+    """Why the buyer may not do `action` to an invoice in `status` (None: they may)."""
+    if action == "fail":
+        return None if status in OPEN_STATES else f"it is {status}"
+    if action == "pay" and status == Invoice.PENDING_ISSUER_ACKNOWLEDGE:
+        return "the register has not acknowledged it yet (updateInvoice)"
+    if status != Invoice.ISSUED:
+        return f"it is {status}"
+    if action == "scan":
+        return None
+    if action == "reserve" and row.payment_mode == IMMEDIATE_DEBIT:
+        return "its payment mode is IMMEDIATE_DEBIT"
+    if _awaits_acknowledgment(row):
+        return "it must be scanned and acknowledged by the register first"
+    if action == "pay" and row.payment_mode == RESERVATION_REQUIRED:
+        return "its payment mode is RESERVATION_REQUIRED: reserve it"
+    return None
+
+
+def buyer_refusals(row: Invoice, rules: PaymentRules, now: datetime) -> dict[str, str | None]:
+    """For each buyer action, why it would be refused now (None: it would be done). Reads
+    only: a payment due for reversal counts as already CANCELED, as the action would find it."""
+    status = Invoice.CANCELED if _reversal_due(row, rules, now) else row.status
+    return {action: _refusal(row, action, status) for action in BUYER_ACTIONS}
+
+
+def reversal_deadline(row: Invoice, rules: PaymentRules) -> datetime | None:
+    """When an unpolled payment will be reversed (the 20-second rule), or None."""
+    if not row.awaits_settlement or row.paid_at is None:
+        return None
+    return rules.reversal_at(row.paid_at)
+
+
+def _check_buyer(row: Invoice, action: str) -> None:
+    why = _refusal(row, action, row.status)
+    if why is not None:
+        raise _conflict(row, action, why)
+
+
 def buyer_scan(session: Session, reference: str, rules: PaymentRules, now: datetime) -> Invoice:
     """The buyer opens the invoice on the phone."""
     row = _buyer_invoice(session, reference)
     _catch_up(session, row, rules, now, register_sees_it=False)
-    if row.status != Invoice.ISSUED:
-        raise _conflict(row, "scan", f"it is {row.status}")
+    _check_buyer(row, "scan")
     row.scanned_at = row.scanned_at or now
     if _awaits_acknowledgment(row):
         _change(row, now, Invoice.PENDING_ISSUER_ACKNOWLEDGE)
@@ -423,14 +465,7 @@ def buyer_pay(session: Session, reference: str, rules: PaymentRules, now: dateti
 def _buyer_pays(session: Session, row: Invoice, rules: PaymentRules, now: datetime,
                 payer_id: str | None) -> Invoice:
     _catch_up(session, row, rules, now, register_sees_it=False)
-    if row.status == Invoice.PENDING_ISSUER_ACKNOWLEDGE:
-        raise _conflict(row, "pay", "the register has not acknowledged it yet (updateInvoice)")
-    if row.status != Invoice.ISSUED:
-        raise _conflict(row, "pay", f"it is {row.status}")
-    if _awaits_acknowledgment(row):
-        raise _conflict(row, "pay", "it must be scanned and acknowledged by the register first")
-    if row.payment_mode == RESERVATION_REQUIRED:
-        raise _conflict(row, "pay", "its payment mode is RESERVATION_REQUIRED: reserve it")
+    _check_buyer(row, "pay")
     row.scanned_at = row.scanned_at or now
     _pay(session, row, rules, now, payer_id, register_sees_it=False)
     return row
@@ -440,12 +475,7 @@ def buyer_reserve(session: Session, reference: str, rules: PaymentRules, now: da
                   payer_id: str | None = None) -> Invoice:
     row = _buyer_invoice(session, reference)
     _catch_up(session, row, rules, now, register_sees_it=False)
-    if row.status != Invoice.ISSUED:
-        raise _conflict(row, "reserve", f"it is {row.status}")
-    if row.payment_mode == IMMEDIATE_DEBIT:
-        raise _conflict(row, "reserve", "its payment mode is IMMEDIATE_DEBIT")
-    if _awaits_acknowledgment(row):
-        raise _conflict(row, "reserve", "it must be scanned and acknowledged by the register first")
+    _check_buyer(row, "reserve")
     row.scanned_at = row.scanned_at or now
     row.payer_id = payer_id or uuid.uuid4().hex
     row.auto_pay_at = None
@@ -457,8 +487,7 @@ def buyer_fail(session: Session, reference: str, rules: PaymentRules, now: datet
     """The payment fails on the buyer's side (declined, phone gone)."""
     row = _buyer_invoice(session, reference)
     _catch_up(session, row, rules, now, register_sees_it=False)
-    if row.status not in OPEN_STATES:
-        raise _conflict(row, "fail", f"it is {row.status}")
+    _check_buyer(row, "fail")
     row.auto_pay_at = None
     _change(row, now, Invoice.FAILED)
     return row

@@ -6,6 +6,7 @@ leaves nothing behind.
 """
 
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -576,6 +577,85 @@ def test_a_webshop_terminal_keeps_many_open_invoices(world: World) -> None:
     world.pay(references[1], at(4))
     assert world.poll(references[1], at(5), till=web).status == Invoice.PAID
     assert world.poll(references[0], at(5), till=web).status == Invoice.ISSUED
+
+
+def _states(world: World, payment_mode: str, ack: str) -> dict[str, str]:
+    """One invoice in each state a buyer meets, for this payment and acknowledgment mode,
+    all of one webshop terminal (a cash register keeps only one invoice live)."""
+    web = webshop_till(world, f"Web {uuid.uuid4().hex[:6]}")
+    data = lambda: invoice(payment_mode=payment_mode, acknowledgment_mode=ack)  # noqa: E731
+    send = lambda: world.send(data(), till=web)  # noqa: E731
+
+    def acknowledge(reference: str) -> None:
+        world.scan(reference, at(1))
+        world.do(lambda s: payments.update_invoice(s, web, reference, data(), RULES, at(2)))
+
+    states = {"issued": send()}
+    if ack == "REQUIRE_ACKNOWLEDGMENT":
+        states["pending"] = send()
+        world.scan(states["pending"], at(1))
+        states["acknowledged"] = send()
+        acknowledge(states["acknowledged"])
+    if payment_mode != "IMMEDIATE_DEBIT":
+        states["reserved"] = send()
+        if ack == "REQUIRE_ACKNOWLEDGMENT":
+            acknowledge(states["reserved"])
+        world.reserve(states["reserved"], at(3))
+    if payment_mode != "RESERVATION_REQUIRED":
+        states["paid"] = send()
+        if ack == "REQUIRE_ACKNOWLEDGMENT":
+            acknowledge(states["paid"])
+        world.pay(states["paid"], at(3))  # unpolled: reversed once 20 s have passed
+    states["failed"] = send()
+    world.do(lambda s: payments.buyer_fail(s, states["failed"], RULES, at(3)))
+    states["canceled"] = send()
+    world.do(lambda s: payments.cancel_invoice(s, web, states["canceled"], RULES, at(3)))
+    expected = {"issued": Invoice.ISSUED, "pending": Invoice.PENDING_ISSUER_ACKNOWLEDGE,
+                "acknowledged": Invoice.ISSUED, "reserved": Invoice.RESERVED,
+                "paid": Invoice.PAID, "failed": Invoice.FAILED, "canceled": Invoice.CANCELED}
+    assert {name: world.row(ref).status for name, ref in states.items()} == {
+        name: expected[name] for name in states}
+    return states
+
+
+@pytest.mark.parametrize("payment_mode", ["IMMEDIATE_DEBIT", "RESERVATION_DESIRED",
+                                          "RESERVATION_REQUIRED"])
+@pytest.mark.parametrize("ack", ["NO_ACKNOWLEDGMENT", "REQUIRE_ACKNOWLEDGMENT"])
+@pytest.mark.parametrize("when", [4, 30])  # before and after the unpolled payment's reversal
+def test_buyer_refusals_say_what_the_actions_do(world: World, payment_mode: str, ack: str,
+                                                when: int) -> None:
+    """The console's disabled buttons and their tooltips come from `buyer_refusals`: for
+    every state, it names a reason exactly when the action itself refuses, with its words."""
+    actions = {"scan": payments.buyer_scan, "pay": payments.buyer_pay,
+               "reserve": payments.buyer_reserve, "fail": payments.buyer_fail}
+    assert tuple(actions) == payments.BUYER_ACTIONS
+    for state, reference in _states(world, payment_mode, ack).items():
+        refusals = payments.buyer_refusals(world.row(reference), RULES, at(when))
+        for action, function in actions.items():
+            why = refusals[action]
+            if why is None:
+                with world.db.write() as session:
+                    function(session, reference, RULES, at(when))
+                    session.rollback()  # leave the state for the next action
+            else:
+                error = world.buyer_error(
+                    lambda s, f=function, r=reference: f(s, r, RULES, at(when)))
+                assert str(error).endswith(why), (state, action, str(error), why)
+    allowed = payments.buyer_refusals(world.row(_states(world, payment_mode, ack)["issued"]),
+                                      RULES, at(when))
+    assert allowed["fail"] is None  # an open invoice can always fail
+    assert (allowed["pay"] is None) == (
+        payment_mode != "RESERVATION_REQUIRED" and ack == "NO_ACKNOWLEDGMENT")
+
+
+def test_reversal_deadline(world: World) -> None:
+    reference = world.send()
+    assert payments.reversal_deadline(world.row(reference), RULES) is None
+    world.pay(reference, at(1))
+    assert payments.reversal_deadline(world.row(reference), RULES) == at(21)
+    assert payments.reversal_deadline(world.row(reference), NO_REVERSAL) is None
+    world.poll(reference, at(2))
+    assert payments.reversal_deadline(world.row(reference), RULES) is None  # settled
 
 
 # --- payment modes, reservations -------------------------------------------------------------
