@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 DEFAULT_DATABASE_URL = "sqlite:///seqr-gateway.sqlite3"
+#: an emulator's well-known default; SEQR_DEMO_PASSWORD sets another
+DEFAULT_DEMO_PASSWORD = "demo-password"
 
 
 def env_str(name: str, default: str) -> str:
@@ -115,6 +117,8 @@ class Settings:
     notification_timeout: float = 3.0
     #: refuse any request that departs from the WSDL (a Client fault naming the deviations)
     strict: bool = False
+    #: the demo shop's password, when `serve` seeds it into an empty database
+    demo_password: str = DEFAULT_DEMO_PASSWORD
 
     @property
     def payment_rules(self) -> PaymentRules:
@@ -153,4 +157,5 @@ class Settings:
             notification_timeout=env_float(
                 "SEQR_NOTIFICATION_TIMEOUT", cls.notification_timeout),
             strict=env_bool("SEQR_STRICT", cls.strict),
+            demo_password=os.environ.get("SEQR_DEMO_PASSWORD") or DEFAULT_DEMO_PASSWORD,
         )

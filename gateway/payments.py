@@ -40,10 +40,16 @@ from storage.models import Invoice, Notification, Terminal, Transaction
 from storage.money import money_sum
 from wsdl.resultcodes import ResultCode
 
+#: an invoice's QR code reads this followed by its invoiceReference
 QR_PREFIX = "HTTP://SEQR.SE/R"
 OPEN_STATES = (Invoice.ISSUED, Invoice.PENDING_ISSUER_ACKNOWLEDGE)
 
 __all__ = ["PaymentRules"]  # re-exported: the rules' type lives with the settings
+
+
+def invoice_qr(reference: str) -> str:
+    """The text of an invoice's QR code (`invoiceQRCode`), as the buyer's phone scans it."""
+    return QR_PREFIX + reference
 
 
 @dataclass(frozen=True)
@@ -209,7 +215,7 @@ def send_invoice(session: Session, principal: Principal, invoice: InvoiceData | 
                 session.add(row)
         except IntegrityError:  # another terminal took that millisecond: take the next
             continue
-        return SentInvoice(reference, QR_PREFIX + reference)
+        return SentInvoice(reference, invoice_qr(reference))
     raise SeqrError(ResultCode.SYSTEM_BUSY, "could not allocate an invoice reference")
 
 

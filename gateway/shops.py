@@ -7,6 +7,11 @@ from gateway import periods
 from gateway.passwords import hash_password, password_rule_broken, verify_password
 from storage.models import Reseller, ResellerUser
 
+#: the shop `serve` seeds into an empty database (its password: `Settings.demo_password`)
+DEMO_RESELLER_ID = "demo-shop"
+DEMO_USER_ID = "9900"
+DEMO_NAME = "SEQR Demo Shop"
+
 
 def add_reseller(
     session: Session, reseller_id: str, user_id: str, password: str, name: str | None = None
@@ -55,3 +60,12 @@ def password_is(session: Session, reseller_id: str, user_id: str, password: str)
 def _user(session: Session, reseller_id: str, user_id: str) -> ResellerUser | None:
     return session.scalar(select(ResellerUser).where(
         ResellerUser.reseller_id == reseller_id, ResellerUser.user_id == user_id))
+
+
+def seed_demo(session: Session, password: str) -> bool:
+    """The demo shop on an empty database; whether its credentials are the demo ones (the
+    database was empty, or the demo shop still has this password)."""
+    if not has_resellers(session):
+        add_reseller(session, DEMO_RESELLER_ID, DEMO_USER_ID, password, DEMO_NAME)
+        return True
+    return password_is(session, DEMO_RESELLER_ID, DEMO_USER_ID, password)

@@ -15,6 +15,13 @@ from storage.models import Terminal, utcnow
 from wsdl.resultcodes import ResultCode
 
 SEQR_ID_RE = re.compile(r"^[A-Za-z0-9]{1,64}$")
+#: the QR sticker at a till reads this followed by the till's SEQR ID
+STICKER_QR_PREFIX = "HTTP://SEQR.SE/Q"
+
+
+def sticker_qr(seqr_id: str) -> str:
+    """The text of the QR sticker linked to a till by `assignSeqrId`."""
+    return STICKER_QR_PREFIX + seqr_id
 
 
 def register_terminal(

@@ -26,10 +26,8 @@ from wsdl import redact
 
 log = logging.getLogger("seqr-gateway")
 
-DEMO_RESELLER_ID = "demo-shop"
-DEMO_USER_ID = "9900"
-DEMO_PASSWORD_ENV = "SEQR_DEMO_PASSWORD"
-DEMO_PASSWORD = "demo-password"  # an emulator's well-known default; set SEQR_DEMO_PASSWORD
+DEMO_RESELLER_ID = shops.DEMO_RESELLER_ID
+DEMO_USER_ID = shops.DEMO_USER_ID
 
 
 def _env(name: str, default: Any) -> Any:
@@ -339,16 +337,10 @@ def _add_terminal(args: argparse.Namespace) -> int:
     return 0
 
 
-def seed_demo_shop(db: Database) -> str | None:
+def seed_demo_shop(db: Database, password: str) -> str | None:
     """A demo shop on an empty database. Returns its password while it is still the demo one."""
-    password = os.environ.get(DEMO_PASSWORD_ENV) or DEMO_PASSWORD
     with db.write() as session:
-        if not shops.has_resellers(session):
-            shops.add_reseller(session, DEMO_RESELLER_ID, DEMO_USER_ID, password, "SEQR Demo Shop")
-            return password
-        if shops.password_is(session, DEMO_RESELLER_ID, DEMO_USER_ID, password):
-            return password
-    return None
+        return password if shops.seed_demo(session, password) else None
 
 
 def _metrics_directory() -> None:
@@ -399,9 +391,9 @@ def _serve(args: argparse.Namespace) -> int:
     endpoint = f"http://{args.host}:{args.port}/extclientproxy/service/v2"
     if not args.no_demo:
         try:
-            password = seed_demo_shop(db)
+            password = seed_demo_shop(db, settings.demo_password)
         except ValueError as error:  # SEQR_DEMO_PASSWORD breaks the password rules
-            print(f"seqr-gateway: {DEMO_PASSWORD_ENV} refused: {error}", file=sys.stderr)
+            print(f"seqr-gateway: SEQR_DEMO_PASSWORD refused: {error}", file=sys.stderr)
             return 2
         if password is not None:
             print(

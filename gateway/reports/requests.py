@@ -41,7 +41,7 @@ def resolve(session: Session, principal: Principal, report_id: str | None,
         raise SeqrError(ResultCode.INVALID_ERS_REFERENCE, f"no transaction period {period_id}")
     if period.reseller_id != principal.reseller_id:
         raise SeqrError(ResultCode.ACCESS_DENIED, f"transaction period {period_id} is not yours")
-    terminal_id = _terminal_of(session, spec, period, parameters.get(TERMINAL_ID))
+    terminal_id = terminal_of(session, spec, period, parameters.get(TERMINAL_ID))
     if principal.is_terminal and principal.terminal_id not in (terminal_id, period.terminal_id):
         raise SeqrError(
             ResultCode.ACCESS_DENIED, "a terminal may fetch only the reports of its own periods"
@@ -49,7 +49,7 @@ def resolve(session: Session, principal: Principal, report_id: str | None,
     return ReportScope(spec, period, terminal_id)
 
 
-def _terminal_of(session: Session, spec: ReportSpec, period: TransactionPeriod,
+def terminal_of(session: Session, spec: ReportSpec, period: TransactionPeriod,
                  requested: str | None) -> str | None:
     """The terminal a report is about: its period's, or the TERMINALID parameter's."""
     if requested is not None:

@@ -12,15 +12,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from wsgiref.util import request_uri
 
-from sqlalchemy import text
-
 from gateway.auth import client_address
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.control import faults, journal
 from gateway.control.journal import Exchange
 from gateway.service import Gateway
-from gateway.wire import envelope, metrics
+from gateway.wire import envelope, health, metrics
 from gateway.wire.admin import PREFIX as ADMIN_PREFIX
 from gateway.wire.admin import Admin
 from gateway.wire.deviations import ENVIRON_KEY as DEVIATIONS_KEY
@@ -29,7 +27,6 @@ from gateway.wire.simulator import PREFIX as SIMULATOR_PREFIX
 from gateway.wire.simulator import Simulator
 from gateway.wire.soap import FAULT_STATUS, SoapEndpoint
 from storage.database import Database
-from storage.jobs import waiting_jobs
 from storage.models import utcnow
 from wsdl import served_wsdl
 
@@ -181,21 +178,8 @@ class GatewayApp:
         return None if len(body) > limit else body
 
     def _health(self, start_response: StartResponse) -> Iterable[bytes]:
-        """Database reachability and the report queue: how many wait, the oldest for how long."""
-        try:
-            with self.db.read() as session:
-                session.execute(text("SELECT 1"))
-                waiting, oldest_age = waiting_jobs(session)
-            status = "200 OK"
-            report: dict[str, Any] = {
-                "status": "ok", "database": "ok", "report_jobs_waiting": waiting,
-                "oldest_waiting_job_age_seconds": round(oldest_age, 3),
-            }
-        except Exception:
-            log.warning("/health: the database cannot be reached", exc_info=True)
-            # the error itself (URL, host, driver text) goes to the log only
-            status, report = "503 Service Unavailable", {"status": "error",
-                                                         "database": "unreachable"}
+        healthy, report = health.check(self.db)
+        status = "200 OK" if healthy else "503 Service Unavailable"
         return _send(start_response, status, "application/json", json.dumps(report).encode())
 
 

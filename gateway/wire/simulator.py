@@ -14,6 +14,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
@@ -73,12 +74,12 @@ class Simulator:
         try:
             if invoice is None:
                 assert sticker is not None
-                row = self._write(lambda s, now: _ACTIONS[action](
+                row = self._write(lambda s, now: ACTIONS[action](
                     s, payments.sticker_invoice(s, sticker.group(1), action), self.rules, now))
             elif action is None:
                 row = self._read(invoice.group(1))
             else:
-                row = self._write(lambda s, now: _ACTIONS[action](
+                row = self._write(lambda s, now: ACTIONS[action](
                     s, invoice.group(1), self.rules, now))
         except payments.BuyerActionError as error:
             if error.not_found:
@@ -102,16 +103,7 @@ class Simulator:
         return authorised(environ, self.settings.admin_token)
 
     def _write(self, action: Callable[[Session, Any], Invoice]) -> dict[str, Any]:
-        """Run a buyer action in one transaction. A refused action is committed too: what
-        it changed before refusing (the 20-second rule's reversal, applied on the way) is the
-        state its 409 reports, and must not be rolled back. (The buyer actions of
-        `gateway.payments` refuse before they change anything of their own.)"""
-        with self.db.write() as session:
-            try:
-                return describe(action(session, self.clock.now()))
-            except payments.BuyerActionError as error:
-                refused = error
-        raise refused
+        return describe(run_buyer_action(self.db, action, self.clock.now))
 
     def _read(self, reference: str) -> dict[str, Any]:
         with self.db.read() as session:
@@ -121,7 +113,24 @@ class Simulator:
             return describe(row)
 
 
-_ACTIONS: dict[str, Callable[..., Invoice]] = {
+def run_buyer_action(db: Database, action: Callable[[Session, Any], Invoice],
+                     now: Callable[[], datetime]) -> Invoice:
+    """Run a buyer action (`action(session, now())`) in one transaction; the invoice it
+    changed.
+
+    A refused action is committed too: what it changed before refusing (the 20-second rule's
+    reversal, applied on the way) is the state its refusal reports, and must not be rolled
+    back. (The buyer actions of `gateway.payments` refuse before they change anything of
+    their own.)"""
+    with db.write() as session:
+        try:
+            return action(session, now())
+        except payments.BuyerActionError as error:
+            refused = error
+    raise refused
+
+
+ACTIONS: dict[str, Callable[..., Invoice]] = {
     "scan": payments.buyer_scan,
     "pay": payments.buyer_pay,
     "fail": payments.buyer_fail,
