@@ -40,6 +40,8 @@ class InvoiceView:
     refusals: dict[str, str | None]
     #: when the register must have polled the payment, or it is reversed
     reversal_deadline: datetime | None
+    #: what the register's next getPaymentStatus answers
+    next_poll_status: str
 
     @property
     def reference(self) -> str:
@@ -61,7 +63,10 @@ class InvoiceView:
 @dataclass(frozen=True)
 class TerminalView:
     terminal: Terminal
-    open_invoice: Invoice | None
+    #: the invoice scanning its sticker would pay (`payments.sticker_invoice`)
+    sticker_invoice: Invoice | None
+    #: why scanning the sticker and paying would be refused now, or None
+    sticker_refusal: str | None
 
     @property
     def sticker_qr(self) -> str | None:
@@ -98,8 +103,8 @@ class ScopeView:
     @property
     def label(self) -> str:
         if self.terminal is None:
-            return f"shop {self.reseller_id}"
-        return f"terminal {self.terminal.name or self.terminal.id}"
+            return f"Shop {self.reseller_id}"
+        return f"Terminal {self.terminal.name or self.terminal.id}"
 
 
 @dataclass(frozen=True)
@@ -125,17 +130,16 @@ def counts(session: Session) -> Counts:
     )
 
 
-def shops(session: Session) -> list[ShopView]:
+def shops(session: Session, rules: PaymentRules, now: datetime) -> list[ShopView]:
     users: dict[str, list[str]] = {}
     for reseller_id, user_id in session.execute(
             select(ResellerUser.reseller_id, ResellerUser.user_id).order_by(ResellerUser.id)):
         users.setdefault(reseller_id, []).append(user_id)
     tills: dict[str, list[TerminalView]] = {}
-    open_invoices = _newest_open_invoices(session)
     for terminal in session.scalars(select(Terminal).order_by(Terminal.registered_at,
                                                                Terminal.id)):
-        tills.setdefault(terminal.reseller_id, []).append(
-            TerminalView(terminal, open_invoices.get(terminal.id)))
+        tills.setdefault(terminal.reseller_id, []).append(terminal_view(session, terminal,
+                                                                        rules, now))
     return [
         ShopView(reseller, tuple(users.get(reseller.id, ())), tuple(tills.get(reseller.id, ())))
         for reseller in session.scalars(select(Reseller).order_by(Reseller.created_at,
@@ -143,14 +147,20 @@ def shops(session: Session) -> list[ShopView]:
     ]
 
 
-def _newest_open_invoices(session: Session) -> dict[str, Invoice]:
-    """Each terminal's newest open invoice: the one its sticker pays."""
-    newest: dict[str, Invoice] = {}
-    stmt = (select(Invoice).where(Invoice.status.in_(payments.OPEN_STATES))
-            .order_by(Invoice.created_at, Invoice.reference))
-    for invoice in session.scalars(stmt):
-        newest[invoice.terminal_id] = invoice
-    return newest
+def terminal_view(session: Session, terminal: Terminal, rules: PaymentRules,
+                  now: datetime) -> TerminalView:
+    invoice = None
+    if terminal.status != Terminal.ACTIVE:
+        why: str | None = "the terminal is unregistered"
+    elif not terminal.seqr_id:
+        why = "no SEQR ID is assigned to it (assignSeqrId)"
+    else:
+        invoice = payments.sticker_invoice_of(session, terminal.id)
+        if invoice is None:
+            why = "it has no open invoice"
+        else:
+            why = payments.buyer_refusals(invoice, rules, now)["pay"]
+    return TerminalView(terminal, invoice, why)
 
 
 def invoice_view(session: Session, invoice: Invoice, rules: PaymentRules, now: datetime,
@@ -163,6 +173,7 @@ def invoice_view(session: Session, invoice: Invoice, rules: PaymentRules, now: d
         data=InvoiceData.from_json(invoice.document),
         refusals=payments.buyer_refusals(invoice, rules, now),
         reversal_deadline=payments.reversal_deadline(invoice, rules),
+        next_poll_status=payments.next_poll_status(invoice, rules, now),
     )
 
 
@@ -211,6 +222,11 @@ def _period_totals(session: Session, period_ids: list[int]) -> dict[int, tuple[i
         for period_id, count, total in session.execute(stmt):
             totals[period_id] = (int(count), total or Decimal(0))
     return totals
+
+
+def period_view(session: Session, period: TransactionPeriod) -> PeriodView:
+    count, total = _period_totals(session, [period.id]).get(period.id, (0, Decimal(0)))
+    return PeriodView(period, count, total)
 
 
 def closed_period(session: Session, public_id: str) -> TransactionPeriod | None:

@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -434,8 +435,13 @@ def _refusal(row: Invoice, action: str, status: str) -> str | None:
 def buyer_refusals(row: Invoice, rules: PaymentRules, now: datetime) -> dict[str, str | None]:
     """For each buyer action, why it would be refused now (None: it would be done). Reads
     only: a payment due for reversal counts as already CANCELED, as the action would find it."""
-    status = Invoice.CANCELED if _reversal_due(row, rules, now) else row.status
+    status = next_poll_status(row, rules, now)
     return {action: _refusal(row, action, status) for action in BUYER_ACTIONS}
+
+
+def next_poll_status(row: Invoice, rules: PaymentRules, now: datetime) -> str:
+    """The status the register's next getPaymentStatus would answer (reads only)."""
+    return Invoice.CANCELED if _reversal_due(row, rules, now) else row.status
 
 
 def reversal_deadline(row: Invoice, rules: PaymentRules) -> datetime | None:
@@ -506,20 +512,29 @@ _STICKER_STATES = {
 }
 
 
+def _sticker_query(terminal_id: str, action: str) -> Any:
+    return (
+        select(Invoice)
+        .where(Invoice.terminal_id == terminal_id,
+               Invoice.status.in_(_STICKER_STATES[action]))
+        .order_by(Invoice.created_at.desc(), Invoice.reference.desc())
+        .limit(1)
+    )
+
+
+def sticker_invoice_of(session: Session, terminal_id: str, action: str = "pay"
+                       ) -> Invoice | None:
+    """Read only: the invoice scanning this terminal's sticker would reach for `action`."""
+    return session.scalars(_sticker_query(terminal_id, action)).first()
+
+
 def sticker_invoice(session: Session, seqr_id: str, action: str = "pay") -> str:
     """The invoice scanning the till's sticker reaches for `action`: the terminal's newest
     open one (ISSUED; for `fail` also one waiting for the register's acknowledgment)."""
     terminal = seqr_id_holder(session, seqr_id)
     if terminal is None or terminal.status != Terminal.ACTIVE:
         raise BuyerActionError(f"no terminal has SEQR ID {seqr_id}", not_found=True)
-    stmt = (
-        select(Invoice)
-        .where(Invoice.terminal_id == terminal.id,
-               Invoice.status.in_(_STICKER_STATES[action]))
-        .order_by(Invoice.created_at.desc(), Invoice.reference.desc())
-        .limit(1)
-        .with_for_update()
-    )
+    stmt = _sticker_query(terminal.id, action).with_for_update()
     row = session.scalars(stmt.execution_options(populate_existing=True)).first()
     if row is None:
         raise BuyerActionError(f"terminal with SEQR ID {seqr_id} has no open invoice")

@@ -21,6 +21,7 @@ from gateway.service import Gateway
 from gateway.wire import envelope, health, metrics
 from gateway.wire.admin import PREFIX as ADMIN_PREFIX
 from gateway.wire.admin import Admin
+from gateway.wire.console import Console
 from gateway.wire.deviations import ENVIRON_KEY as DEVIATIONS_KEY
 from gateway.wire.intercept import Intercept
 from gateway.wire.simulator import PREFIX as SIMULATOR_PREFIX
@@ -60,6 +61,8 @@ class GatewayApp:
         self.simulator = Simulator(db, settings, self.clock) if settings.simulator else None
         self.journal = journal.Writer(db, settings.journal_size)
         self.admin = Admin(db, settings, self.journal) if settings.admin else None
+        # the web console is the simulator's face: on and off with it
+        self.console = Console(db, settings, self.clock) if settings.simulator else None
         self.soap = SoapEndpoint(self.gateway, strict=settings.strict)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -75,6 +78,8 @@ class GatewayApp:
         if self.admin is not None and (path == ADMIN_PREFIX
                                        or path.startswith(ADMIN_PREFIX + "/")):
             return self.admin(environ, start_response)
+        if self.console is not None and Console.handles(path):
+            return self.console(environ, start_response)
         if path.rstrip("/") not in SOAP_PATHS:
             return _plain(start_response, "404 Not Found", "no such endpoint\n")
         if method == "GET":
