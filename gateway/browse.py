@@ -63,9 +63,11 @@ class InvoiceView:
 @dataclass(frozen=True)
 class TerminalView:
     terminal: Terminal
-    #: the invoice scanning its sticker would pay (`payments.sticker_invoice`)
-    sticker_invoice: Invoice | None
-    #: why scanning the sticker and paying would be refused now, or None
+    #: its newest open invoice, and how many it has open
+    open_invoice: Invoice | None
+    open_invoices: int
+    #: why scanning its sticker and paying would be refused now, or None (the invoice it
+    #: pays is `payments.sticker_invoice_of`)
     sticker_refusal: str | None
 
     @property
@@ -149,18 +151,21 @@ def shops(session: Session, rules: PaymentRules, now: datetime) -> list[ShopView
 
 def terminal_view(session: Session, terminal: Terminal, rules: PaymentRules,
                   now: datetime) -> TerminalView:
-    invoice = None
+    open_rows = list(session.scalars(
+        select(Invoice).where(Invoice.terminal_id == terminal.id,
+                              Invoice.status.in_(payments.OPEN_STATES))
+        .order_by(Invoice.created_at.desc(), Invoice.reference.desc())))
     if terminal.status != Terminal.ACTIVE:
         why: str | None = "the terminal is unregistered"
     elif not terminal.seqr_id:
         why = "no SEQR ID is assigned to it (assignSeqrId)"
     else:
-        invoice = payments.sticker_invoice_of(session, terminal.id)
-        if invoice is None:
+        paid_by_sticker = payments.sticker_invoice_of(session, terminal.id)
+        if paid_by_sticker is None:
             why = "it has no open invoice"
         else:
-            why = payments.buyer_refusals(invoice, rules, now)["pay"]
-    return TerminalView(terminal, invoice, why)
+            why = payments.buyer_refusals(paid_by_sticker, rules, now)["pay"]
+    return TerminalView(terminal, open_rows[0] if open_rows else None, len(open_rows), why)
 
 
 def invoice_view(session: Session, invoice: Invoice, rules: PaymentRules, now: datetime,
