@@ -27,8 +27,8 @@ from gateway.reports import requests as report_requests
 from gateway.wire.app import create_app
 from gateway.wire.console import qr_svg
 from storage.models import PeriodScope, utcnow
-from tests.conftest import InProcess
-from tests.databases import new_database_url
+from tests.support.databases import new_database_url
+from tests.support.servers import InProcess
 from wsdl import report_schema
 
 TOKEN = "s3cret-admin-token"

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from client import Invoice, InvoiceRow, SeqrClient
-from tests.conftest import GatewayServer, Shop, make_shop
+from tests.support.servers import GatewayServer, Shop, make_shop
 
 pytestmark = pytest.mark.server
 
