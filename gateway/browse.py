@@ -240,6 +240,11 @@ def closed_period(session: Session, public_id: str) -> TransactionPeriod | None:
         TransactionPeriod.CLOSED))
 
 
+def all_terminals(session: Session) -> list[Terminal]:
+    return list(session.scalars(select(Terminal).order_by(Terminal.reseller_id,
+                                                          Terminal.registered_at, Terminal.id)))
+
+
 def shop_terminals(session: Session, reseller_id: str) -> list[Terminal]:
     return list(session.scalars(select(Terminal).where(Terminal.reseller_id == reseller_id)
                                 .order_by(Terminal.registered_at, Terminal.id)))

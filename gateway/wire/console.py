@@ -324,8 +324,8 @@ class Console:
         terminal_id = request.query.get("terminal") or None
         with self.db.read() as session:
             invoices = browse.recent_invoices(session, self.rules, self.clock.now(), terminal_id)
-            terminals = [t for s in browse.shops(session, self.rules, self.clock.now())
-                         for t in s.terminals]
+            # the filter's choices: only for the whole page, not for its live part
+            terminals = [] if "fragment" in request.query else browse.all_terminals(session)
         return {"invoices": invoices, "terminals": terminals, "terminal_id": terminal_id,
                 "live_query": urlencode({"terminal": terminal_id} if terminal_id else {})}
 
