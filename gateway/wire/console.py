@@ -13,7 +13,8 @@
 
 Live parts of a page (`data-live`) are polled by static/console.js with `?fragment=1`:
 the server answers 204 while the fragment is unchanged. (Polling rather than server-sent
-events: a held-open stream would occupy a gunicorn sync worker, of which there may be one.)
+events: a held-open stream would hold one of a worker's few threads for as long as a page
+stays open.)
 The console is on with the buyer simulator (`--no-simulator` switches both off) and is
 guarded by the same admin token.
 """
