@@ -54,15 +54,15 @@ def world(tmp_path: Path) -> dict[str, Any]:
         terminals.assign_seqr_id(session, till, "TILL1")
         amount = Amount("SEK", Decimal("25.00"))
         sent = payments.send_invoice(session, till, InvoiceData(
-            total=amount, cashier_id="anna",
+            total=amount, cashier_id="anna", acknowledgment_mode="NO_ACKNOWLEDGMENT",
             rows=(InvoiceRow(description="Coffee", total=amount),)), RULES, utcnow())
         payments.buyer_pay(session, sent.reference, RULES, utcnow())
         paid = payments.get_payment_status(session, till, sent.reference, RULES, utcnow())
         payments.refund_payment(session, till, paid.payment_reference,
                                 InvoiceData(total=Amount("SEK", Decimal("5.00"))), RULES,
                                 utcnow())
-        open_invoice = payments.send_invoice(session, till, InvoiceData(total=amount), RULES,
-                                             utcnow()).reference
+        open_invoice = payments.send_invoice(session, till, InvoiceData(
+            total=amount, acknowledgment_mode="NO_ACKNOWLEDGMENT"), RULES, utcnow()).reference
         period = periods.close_open_period(session, PeriodScope.shop_key("shop-1"))
     return {"app": app, "till": till, "till_id": till_id, "sale": paid.payment_reference,
             "period": period.transaction_period_id, "invoice": sent.reference,
@@ -163,6 +163,14 @@ def test_without_a_token_the_console_is_open(tmp_path: Path) -> None:
     status, body = get(app, "/")
     assert status == 200 and b"/extclientproxy/service/v2?wsdl" in body
     assert get(app, "/login")[0] == 303  # nothing to log in to
+
+
+def test_terminals_page_shows_kind_seqr_id_and_sticker(world: dict[str, Any]) -> None:
+    page = get(world["app"], "/terminals", **bearer())[1].decode()
+    card = page[page.index(f'id="terminal-{world["till_id"]}"'):]
+    assert "cash register" in card and "TILL1" in card
+    assert 'aria-label="QR code: HTTP://SEQR.SE/QTILL1"' in card
+    assert world["open_invoice"] in card  # its open invoice, which the sticker pays
 
 
 def test_the_console_goes_with_the_simulator(tmp_path: Path) -> None:
