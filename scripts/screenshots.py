@@ -34,9 +34,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def database_of(workdir: Path) -> str:
+    return f"sqlite:///{workdir / 'screenshots.sqlite3'}"
+
+
 def start_gateway(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    database = f"sqlite:///{workdir / 'screenshots.sqlite3'}"
+    database = database_of(workdir)
     log = (workdir / "gateway.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli.main", "serve", "--port", str(port),
@@ -54,14 +58,24 @@ def start_gateway(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit(f"the gateway did not start: {(workdir / 'gateway.log').read_text()}")
 
 
-def a_day_at_the_shop(base: str) -> dict[str, str]:
+def add_webshop_terminal(workdir: Path) -> str:
+    """A webshop's terminal, as the operator makes it (`seqr-gateway add-terminal --webshop`)."""
+    made = subprocess.run(
+        [sys.executable, "-m", "gateway.cli.main", "add-terminal", "--database-url",
+         database_of(workdir), "--reseller-id", DEMO[0], "--password", "web-pw",
+         "--name", "Webshop", "--external-id", "webshop-1", "--webshop"],
+        capture_output=True, text=True, check=True, cwd=workdir)
+    return made.stdout.strip()
+
+
+def a_day_at_the_shop(base: str, webshop_id: str) -> dict[str, str]:
     """Tills, invoices and a closed period, as a register would leave them."""
     endpoint = base + "/extclientproxy/service/v2"
     shop = SeqrClient.for_shop(endpoint, *DEMO, timeout=10)
     till = shop.as_terminal(shop.register_terminal("Store 1/Till 1", "till-pw", "Till 1"),
                             "till-pw")
     till.assign_seqr_id("STORE1TILL1")
-    web = shop.as_terminal(shop.register_terminal("Webshop", "web-pw", "Webshop"), "web-pw")
+    web = shop.as_terminal(webshop_id, "web-pw")
 
     def invoice(amount: str, *rows: tuple[str, str], **fields: str) -> Invoice:
         return Invoice(Decimal(amount), acknowledgment_mode="NO_ACKNOWLEDGMENT",
@@ -128,7 +142,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="seqr-screenshots-") as work:
         process, base = start_gateway(Path(work))
         try:
-            world = a_day_at_the_shop(base)
+            world = a_day_at_the_shop(base, add_webshop_terminal(Path(work)))
             for path in photograph(base, args.out, world["period"]):
                 print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
         finally:
