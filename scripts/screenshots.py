@@ -4,11 +4,13 @@
 
 Starts a gateway of its own (a temporary SQLite database, a free port, the demo shop),
 plays a small day at the demo shop through the reference client (a till with a sticker, a
-webshop, a sale, a refund, a closed period, open invoices in several states), then has
-Debian's Chromium (through Playwright) photograph each page at 1280 and 360 px.
+webshop, a sale, a refund, a closed period, open invoices in several states, a fault rule
+hit) with the clock frozen at a fixed time, then has Debian's Chromium (through
+Playwright) photograph each page at 1280 and 360 px.
 """
 
 import argparse
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -21,7 +23,7 @@ from pathlib import Path
 import requests
 from playwright.sync_api import sync_playwright
 
-from client import Invoice, InvoiceRow, SeqrClient
+from client import Invoice, InvoiceRow, SeqrClient, ServiceBusyError
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTHS = {"desktop": 1280, "phone": 360}
@@ -58,6 +60,12 @@ def start_gateway(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit(f"the gateway did not start: {(workdir / 'gateway.log').read_text()}")
 
 
+def admin(base: str, path: str, body: dict[str, object]) -> dict[str, object]:
+    answer = requests.post(f"{base}/admin/{path}", json=body, timeout=10)
+    answer.raise_for_status()
+    return answer.json()  # type: ignore[no-any-return]
+
+
 def add_webshop_terminal(workdir: Path) -> str:
     """A webshop's terminal, as the operator makes it (`seqr-gateway add-terminal --webshop`)."""
     made = subprocess.run(
@@ -69,11 +77,15 @@ def add_webshop_terminal(workdir: Path) -> str:
 
 
 def a_day_at_the_shop(base: str, webshop_id: str) -> dict[str, str]:
-    """Tills, invoices and a closed period, as a register would leave them."""
+    """Tills, invoices and a closed period, as a register would leave them; a fault rule that
+    made one poll answer 94; the clock frozen at a fixed time, so the pages show the same
+    times at every run."""
     endpoint = base + "/extclientproxy/service/v2"
+    admin(base, "clock", {"action": "set", "at": "2026-05-21T09:12:00Z"})
+    admin(base, "clock", {"action": "freeze"})
     shop = SeqrClient.for_shop(endpoint, *DEMO, timeout=10)
-    till = shop.as_terminal(shop.register_terminal("Store 1/Till 1", "till-pw", "Till 1"),
-                            "till-pw")
+    till_id = shop.register_terminal("Store 1/Till 1", "till-pw", "Till 1")
+    till = shop.as_terminal(till_id, "till-pw")
     till.assign_seqr_id("STORE1TILL1")
     web = shop.as_terminal(webshop_id, "web-pw")
 
@@ -101,12 +113,22 @@ def a_day_at_the_shop(base: str, webshop_id: str) -> dict[str, str]:
     buyer(declined.invoice_reference, "fail")
     web.send_invoice(invoice("499.00", ("Order 1077: running shoes", "499.00"),
                              title="Order 1077", payment_mode="RESERVATION_REQUIRED"))
-    till.send_invoice(invoice("42.50", ("Pasta", "35.00"), ("Espresso", "7.50"),
-                              cashier_id="anna", title="Table 4"))
-    return {"period": period}
+    table = till.send_invoice(invoice("42.50", ("Pasta", "35.00"), ("Espresso", "7.50"),
+                                      cashier_id="anna", title="Table 4"))
+    admin(base, "faults", {"operation": "getPaymentStatus", "times": 1,
+                           "effect": "result_code", "resultCode": 94})
+    impatient = SeqrClient.for_terminal(endpoint, till_id, "till-pw", retries=0)
+    with contextlib.suppress(ServiceBusyError):  # 94, as the rule says
+        impatient.get_payment_status(table.invoice_reference)
+    impatient.get_payment_status(table.invoice_reference)  # answered
+    admin(base, "faults", {"operation": "executeReport", "effect": "report_not_ready",
+                           "polls": 3, "expiresIn": 3600})
+    calls = requests.get(f"{base}/admin/requests?operation=sendInvoice&limit=1",
+                         timeout=10).json()
+    return {"period": period, "call": str(calls[0]["id"])}
 
 
-def photograph(base: str, out: Path, period: str) -> list[Path]:
+def photograph(base: str, out: Path, period: str, call: str) -> list[Path]:
     pages = {
         "overview": "/",
         "terminals": "/terminals",
@@ -114,6 +136,9 @@ def photograph(base: str, out: Path, period: str) -> list[Path]:
         "periods": "/periods",
         "period": f"/periods/{period}",
         "report": f"/periods/{period}/STD_RECON_003",
+        "journal": "/journal",
+        "call": f"/journal/{call}",
+        "control": "/control",
     }
     chromium = shutil.which("chromium")
     if chromium is None:
@@ -143,7 +168,7 @@ def main() -> int:
         process, base = start_gateway(Path(work))
         try:
             world = a_day_at_the_shop(base, add_webshop_terminal(Path(work)))
-            for path in photograph(base, args.out, world["period"]):
+            for path in photograph(base, args.out, world["period"], world["call"]):
                 print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
         finally:
             process.terminate()

@@ -9,6 +9,7 @@ report's downloads are the document SEQR sends and its rows, and that a live par
 import csv
 import io
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,10 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 from lxml import etree
 
-from gateway import payments, periods, shops, terminals
+from gateway import clock, payments, periods, shops, terminals
 from gateway.auth import Principal
 from gateway.config import Settings
+from gateway.control import faults, journal
 from gateway.invoices import Amount, InvoiceData, InvoiceRow
 from gateway.parameters import TRANSACTION_PERIOD_ID, Parameters
 from gateway.payments import PaymentRules
@@ -64,9 +66,33 @@ def world(tmp_path: Path) -> dict[str, Any]:
         open_invoice = payments.send_invoice(session, till, InvoiceData(
             total=amount, acknowledgment_mode="NO_ACKNOWLEDGMENT"), RULES, utcnow()).reference
         period = periods.close_open_period(session, PeriodScope.shop_key("shop-1"))
+    writer = journal.Writer(db, keep=100)
+    writer.write(journal.Exchange(
+        at=utcnow(), path="/extclientproxy/service/v2", operation="sendInvoice",
+        principal_type="TERMINALID", principal_id=till_id, terminal_id=till_id, result_code=0,
+        request=DEVIANT_REQUEST.replace(b"TILL", till_id.encode()), response=b"<ok/>",
+        deviations=[{"kind": "unknown-element", "detail": "sendInvoice/invoice/colour"},
+                    {"kind": "acknowledgment-mode-omitted-on-v2",
+                     "detail": "sendInvoice/invoice/acknowledgmentMode: omitted on v2"}]))
+    writer.flush()
+    with db.read() as session:
+        call = journal.entries(session, journal.Filters(), 1)[0].id
+    with db.write() as session:  # a rule, so that its delete action has something to delete
+        faults.add(session, {"effect": "delay", "delayMs": 1, "operation": "benchmarkingNop"})
     return {"app": app, "till": till, "till_id": till_id, "sale": paid.payment_reference,
             "period": period.transaction_period_id, "invoice": sent.reference,
-            "open_invoice": open_invoice}
+            "open_invoice": open_invoice, "call": call}
+
+
+DEVIANT_REQUEST = (
+    b'<?xml version="1.0" encoding="UTF-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/'
+    b'soap/envelope/"><s:Body><e:sendInvoice xmlns:e="http://external.interfaces.ers.seamless'
+    b'.com/"><context><initiatorPrincipalId><id>TILL</id><type>TERMINALID</type>'
+    b"</initiatorPrincipalId><password>till-secret-pw</password></context><invoice>"
+    b"<paymentMode>IMMEDIATE_DEBIT</paymentMode><colour>red</colour><totalAmount><currency>SEK"
+    b"</currency><value>25.00</value></totalAmount></invoice></e:sendInvoice></s:Body>"
+    b"</s:Envelope>"
+)
 
 
 def call(app: InProcess, method: str, path: str, query: str = "", body: bytes = b"",
@@ -101,13 +127,17 @@ def pages(world: dict[str, Any]) -> list[tuple[str, str]]:
             (f"/periods/{period}/STD_RECON_003.xml", ""),
             (f"/periods/{period}/STD_RECON_003.csv", ""),
             (f"/periods/{period}/STD_RECON_003.json", ""),
-            (f"/periods/{period}/STD_RECON_007", f"terminal={world['till_id']}")]
+            (f"/periods/{period}/STD_RECON_007", f"terminal={world['till_id']}"),
+            ("/journal", ""), ("/journal", "fragment=1&operation=sendInvoice"),
+            (f"/journal/{world['call']}", ""), ("/control", ""), ("/control", "fragment=1"),
+            ("/", "fragment=1")]
 
 
 def actions(world: dict[str, Any]) -> list[str]:
     reference = world["open_invoice"]
     return [f"/phone/invoices/{reference}/{action}" for action in payments.BUYER_ACTIONS] + [
-        "/terminals/TILL1/pay"]
+        "/terminals/TILL1/pay", "/control/faults", "/control/faults/clear",
+        "/control/faults/1/delete", "/control/clock"]
 
 
 def test_the_token_guards_every_page_and_action(world: dict[str, Any]) -> None:
@@ -123,8 +153,10 @@ def test_the_token_guards_every_page_and_action(world: dict[str, Any]) -> None:
         status, body = app.request("POST", path, body=b"back=%2Fphone")
         assert status == 401, path
         assert json.loads(body) == {"error": "log in with the admin token"}
-    # nothing happened to the invoice the actions named
+    # nothing happened to the invoice the actions named, nor to the rules or the clock
     with app.db.read() as session:
+        assert len(faults.listed(session)) == 1
+        assert clock.read_state(session).is_real
         assert payments.get_payment_status(session, world["till"], world["open_invoice"],
                                            RULES, utcnow()).status == "ISSUED"
     wrong = {"HTTP_AUTHORIZATION": "Bearer not-the-token"}
@@ -229,7 +261,7 @@ def test_report_downloads_are_the_document_and_its_rows(world: dict[str, Any]) -
         owner = Principal("RESELLERUSER", "shop-1", user_id="9900")
         scope = report_requests.resolve(session, owner, "STD_RECON_003",
                                         Parameters.of({TRANSACTION_PERIOD_ID: period}))
-        report_requests.queue(session, scope, 0)
+        report_requests.queue(session, scope, 0, utcnow())
     from gateway.background.worker import ReportWorker
 
     assert ReportWorker(app.db, app.app.settings).run_once()
@@ -297,3 +329,74 @@ def test_qr_codes_encode_the_seqr_formats() -> None:
     root = etree.fromstring(svg.replace("<svg ", '<svg xmlns="http://www.w3.org/2000/svg" ', 1))
     assert root.get("aria-label") == "QR code: HTTP://SEQR.SE/R1397240460668"
     assert root.findtext("{http://www.w3.org/2000/svg}title") == "HTTP://SEQR.SE/R1397240460668"
+
+
+def test_a_journal_entry_shows_its_envelopes_masked_and_its_deviations_marked(
+        world: dict[str, Any]) -> None:
+    app = world["app"]
+    status, body = get(app, f"/journal/{world['call']}", **bearer())
+    page = body.decode()
+    assert status == 200
+    assert "till-secret-pw" not in page and "&lt;password&gt;***&lt;/password&gt;" in page
+    marked = re.findall(r'<mark class="deviation"[^>]*>(.*?)</mark>', page, re.S)
+    lines = [re.sub(r"<[^>]+>", "", line) for line in marked]
+    # the unknown element's line, and the parent of the element that was left out
+    assert any("&lt;colour&gt;red&lt;/colour&gt;" in line for line in lines), lines
+    assert any(line.strip().endswith("&lt;invoice&gt;") for line in lines), lines
+    assert "unknown-element" in page and "acknowledgment-mode-omitted-on-v2" in page
+    listing = get(app, "/journal", "deviations=1", **bearer())[1].decode()
+    assert f'id="call-{world["call"]}"' in listing and "⚠" in listing
+    assert f'id="call-{world["call"]}"' not in get(
+        app, "/journal", "operation=getPaymentStatus", **bearer())[1].decode()
+
+
+def test_the_fault_form_makes_the_rule_the_admin_api_takes(world: dict[str, Any]) -> None:
+    app = world["app"]
+    form = (f"operation=getPaymentStatus&terminal={world['till_id']}&which=times&count=1"
+            "&effect=result_code&resultCode=94&httpStatus=&delayMs=&polls=&seconds=2"
+            "&expiresIn=")
+    status, _, body = call(app, "POST", "/control/faults", body=form.encode(), **bearer(),
+                           HTTP_ACCEPT="application/json")
+    assert status == 200, body
+    with app.db.read() as session:
+        rule = faults.describe(faults.listed(session)[-1])
+    assert {k: rule[k] for k in ("operation", "terminal", "times", "effect", "resultCode",
+                                 "seconds", "nth")} == {
+        "operation": "getPaymentStatus", "terminal": world["till_id"], "times": 1,
+        "effect": "result_code", "resultCode": 94, "seconds": None, "nth": None}
+    status, _, body = call(app, "POST", "/control/faults", body=b"effect=delay&which=all",
+                           **bearer(), HTTP_ACCEPT="application/json")
+    assert status == 400 and "delayMs" in json.loads(body)["error"]
+    status, _, _ = call(app, "POST", f"/control/faults/{rule['id']}/delete", **bearer())
+    assert status == 303
+    with app.db.read() as session:
+        assert rule["id"] not in [r.id for r in faults.listed(session)]
+
+
+def test_the_clock_form(world: dict[str, Any]) -> None:
+    app = world["app"]
+    for form, frozen in ((b"action=freeze", True), (b"action=advance&seconds=20", True),
+                         (b"action=resume", False), (b"action=reset", False)):
+        status, _, body = call(app, "POST", "/control/clock", body=form, **bearer(),
+                               HTTP_ACCEPT="application/json")
+        assert status == 200, body
+        with app.db.read() as session:
+            assert (clock.read_state(session).frozen_at is not None) == frozen, form
+    status, _, body = call(app, "POST", "/control/clock",
+                           body=b"action=set&at=2030-01-02T03:04:05", **bearer(),
+                           HTTP_ACCEPT="application/json")
+    assert status == 200 and "2030-01-02 03:04" in json.loads(body)["message"]
+    overview = get(app, "/", **bearer())[1].decode()
+    assert "2030-01-02 03:04" in overview and "s from real time" in overview
+    status, _, body = call(app, "POST", "/control/clock", body=b"action=advance&seconds=x",
+                           **bearer(), HTTP_ACCEPT="application/json")
+    assert status == 400
+
+
+def test_without_the_control_plane_its_pages_are_gone(tmp_path: Path) -> None:
+    app = console(tmp_path, admin=False)
+    for path in ("/journal", "/control"):
+        assert get(app, path)[0] == 404, path
+    assert call(app, "POST", "/control/clock", body=b"action=freeze")[0] == 404
+    overview = get(app, "/")[1].decode()
+    assert 'href="/journal"' not in overview and 'href="/control"' not in overview

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from client import Invoice, InvoiceRow, SeqrClient
+from client import Invoice, InvoiceRow, SeqrClient, ServiceBusyError
 from tests.support.servers import GatewayServer, Shop, make_shop
 
 pytestmark = pytest.mark.server
@@ -231,6 +231,78 @@ def test_a_closed_period_appears_and_its_report_shows_the_sale(
                      f"{register.id},anna,25.00000,{paid.ers_reference}"]
 
 
+def test_the_journal_lists_the_registers_calls(page: Any, gateway: GatewayServer,
+                                               shop: Shop) -> None:
+    register = Register(gateway, shop)
+    page.goto(f"/journal?terminal={register.id}")
+    sent = register.send("7.00", ("Tea", "7.00"))
+    register.status(sent.invoice_reference)
+    rows = page.locator("table.journal tbody tr")
+    expect = playwright_api.expect
+    expect(rows).to_have_count(2)  # live, newest first
+    assert [row.locator("td").nth(2).inner_text() for row in rows.all()] == [
+        "getPaymentStatus", "sendInvoice"]
+    expect(rows.first).to_contain_text("0 SUCCESS")
+    rows.nth(1).get_by_role("link", name="sendInvoice").click()
+    request = page.locator("figure.envelope").first
+    expect(request).to_contain_text("<password>***</password>")
+    expect(request).to_contain_text("<value>7.00</value>")
+    assert "till-pw" not in page.content()
+
+
+def test_a_fault_rule_from_the_form_makes_the_next_call_answer_94(
+        page: Any, gateway: GatewayServer, shop: Shop) -> None:
+    register = Register(gateway, shop)
+    sent = register.send("5.00")
+    page.goto("/control")
+    page.get_by_label("Operation").fill("getPaymentStatus")
+    page.get_by_label("Terminal id").fill(register.id)
+    page.get_by_label("Hit").select_option("times")
+    page.get_by_label("N", exact=True).fill("1")
+    page.get_by_label("Effect").select_option("result_code")
+    page.get_by_label("Result code").fill("94")
+    page.get_by_role("button", name="Add rule").click()
+    expect = playwright_api.expect
+    expect(page.locator("#notice")).to_contain_text("added")
+    rule = page.locator("#fault-rules tbody tr").last
+    expect(rule).to_contain_text("getPaymentStatus")
+
+    # no retries: the register's own next call, as it comes
+    till = SeqrClient.for_terminal(gateway.endpoint, register.id, "till-pw", retries=0)
+    with pytest.raises(ServiceBusyError) as refused:
+        till.get_payment_status(sent.invoice_reference)
+    assert refused.value.code == 94
+    assert till.get_payment_status(sent.invoice_reference).status == "ISSUED"  # once only
+    expect(rule.locator("td").nth(5)).to_have_text("1")  # fired, shown live
+    page.goto(f"/journal?terminal={register.id}&injected=1")
+    injected = page.locator("table.journal tbody tr")
+    expect(injected).to_have_count(1)
+    expect(injected).to_contain_text("94 SERVICE_UNAVAILABLE")
+    expect(injected).to_contain_text("result_code 94")
+    page.goto("/control")
+    page.get_by_role("button", name="Delete every rule").click()
+    expect(page.locator("#fault-rules")).to_contain_text("None")
+
+
+def test_the_clock_form_makes_an_unpolled_payment_reverse(
+        page: Any, gateway: GatewayServer, shop: Shop) -> None:
+    register = Register(gateway, shop)
+    sent = register.send("8.00")
+    buyer_pays(gateway, sent.invoice_reference)  # the register does not poll
+    page.goto("/control")
+    expect = playwright_api.expect
+    try:
+        page.get_by_label("Advance by (seconds)").fill("21")
+        page.get_by_role("button", name="Advance", exact=True).click()
+        expect(page.locator("#notice")).to_contain_text("Clock running")
+        expect(page.locator("#clock-now")).to_contain_text("s from real time")
+        assert register.status(sent.invoice_reference).status == "CANCELED"
+    finally:
+        page.get_by_role("button", name="Back to real time").click()
+        expect(page.locator("#clock-now")).to_contain_text("real time")
+        expect(page.locator("#clock-now")).not_to_contain_text("from real time")
+
+
 def test_the_token_guards_pages_and_actions(browser: Any, gateway: GatewayServer) -> None:
     context = browser.new_context(base_url=gateway.base)
     try:
@@ -293,7 +365,8 @@ def test_every_page_is_labelled_keyboard_reachable_and_fits_a_phone(
     register.send("30.00", payment_mode="RESERVATION_REQUIRED")
     period = register.shop.close_period().period_id
     paths = ["/", "/terminals", "/phone", "/periods", f"/periods/{period}",
-             f"/periods/{period}/STD_RECON_003", f"/periods/{period}/STD_RECON_002"]
+             f"/periods/{period}/STD_RECON_003", f"/periods/{period}/STD_RECON_002",
+             "/journal", "/control", f"/journal?terminal={register.id}"]
     for width in (360, 1280):
         page.set_viewport_size({"width": width, "height": 800})
         for path in paths:

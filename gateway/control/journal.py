@@ -245,6 +245,8 @@ class Filters:
     since: datetime | None = None
     after_id: int | None = None
     injected: bool | None = None
+    #: only requests with contract deviations (True), or only those without (False)
+    deviations: bool | None = None
 
 
 def _where(stmt: Select[Any], filters: Filters) -> Select[Any]:
@@ -263,6 +265,9 @@ def _where(stmt: Select[Any], filters: Filters) -> Select[Any]:
     if filters.injected is not None:
         stmt = stmt.where(JournalEntry.injected.isnot(None) if filters.injected
                           else JournalEntry.injected.is_(None))
+    if filters.deviations is not None:
+        stmt = stmt.where(JournalEntry.deviations.isnot(None) if filters.deviations
+                          else JournalEntry.deviations.is_(None))
     return stmt
 
 
@@ -270,6 +275,12 @@ def entries(session: Session, filters: Filters, limit: int = 100) -> list[Journa
     """The newest `limit` entries that match, oldest first."""
     stmt = _where(select(JournalEntry), filters).order_by(JournalEntry.id.desc()).limit(limit)
     return list(reversed(session.scalars(stmt).all()))
+
+
+def operations(session: Session) -> list[str]:
+    """The operations the journal holds calls of, by name."""
+    stmt = select(JournalEntry.operation).where(JournalEntry.operation.isnot(None)).distinct()
+    return sorted(session.scalars(stmt))
 
 
 def count(session: Session, filters: Filters) -> int:

@@ -27,7 +27,7 @@ import mimetypes
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -39,35 +39,44 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 from sqlalchemy.exc import DBAPIError
 
-from gateway import browse, payments, shops
+from gateway import browse, clock, payments, shops
 from gateway.clock import Clock
 from gateway.config import Settings
+from gateway.control import faults, journal
 from gateway.errors import SeqrError
 from gateway.reports import tables
-from gateway.wire import guard, health
+from gateway.wire import envelopes, guard, health
 from gateway.wire.simulator import ACTIONS, run_buyer_action
 from gateway.wire.simulator import PREFIX as SIMULATOR_PREFIX
 from storage.database import Database
-from storage.models import Invoice, Terminal
+from storage.models import Invoice, JournalEntry, Terminal, utcnow
 from wsdl.catalog import REPORTS, find_report
+from wsdl.resultcodes import ResultCode
 
 log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
 
-_ROOTS = ("/login", "/logout", "/terminals", "/phone", "/periods", "/static")
+_ROOTS = ("/login", "/logout", "/terminals", "/phone", "/periods", "/journal", "/control",
+          "/static")
 _INVOICE_ACTION = re.compile(r"^/phone/invoices/([0-9]{1,32})/(scan|pay|reserve|fail)$")
 _STICKER_PAY = re.compile(r"^/terminals/([A-Za-z0-9]{1,64})/pay$")
 _PERIOD = re.compile(r"^/periods/([0-9]{25})$")
+_JOURNAL_ENTRY = re.compile(r"^/journal/([0-9]{1,18})$")
+_FAULT_DELETE = re.compile(r"^/control/faults/([0-9]{1,18})/delete$")
+#: how many calls the journal page lists, newest first
+JOURNAL_ROWS = 100
 _REPORT = re.compile(r"^/periods/([0-9]{25})/(STD_RECON_[0-9]{3})(?:\.(xml|csv|json))?$")
 _STATIC = re.compile(r"^/static/([a-z0-9-]+\.(?:css|js|svg))$")
 _MAX_FORM_BYTES = 16 * 1024
 DOWNLOADS = {"xml": "application/xml", "csv": "text/csv; charset=utf-8",
              "json": "application/json"}
 
-#: the navigation, in order: (path, label)
+#: the navigation, in order: (path, label); the last two need the control plane (--no-admin)
 PAGES = (("/", "Overview"), ("/terminals", "Shops and terminals"), ("/phone", "Phone"),
-         ("/periods", "Periods and reports"))
+         ("/periods", "Periods and reports"), ("/journal", "Journal"),
+         ("/control", "Faults and clock"))
+CONTROL_PAGES = ("/journal", "/control")
 
 
 @lru_cache(maxsize=2048)
@@ -153,9 +162,11 @@ class Console:
             autoescape=select_autoescape(["html"]),
             trim_blocks=True, lstrip_blocks=True,
         )
-        self.templates.globals.update(qr_svg=qr_svg, PAGES=PAGES, ACTIONS=payments.BUYER_ACTIONS,
-                                      money=_money, when=_when)
+        self.templates.globals.update(qr_svg=qr_svg, ACTIONS=payments.BUYER_ACTIONS,
+                                      money=_money, when=_when, code_name=_code_name)
         self._demo_checked: tuple[bool, str | None] | None = None
+        self.pages = tuple(page for page in PAGES
+                           if settings.admin or page[0] not in CONTROL_PAGES)
 
     @staticmethod
     def handles(path: str) -> bool:
@@ -194,13 +205,21 @@ class Console:
         if method not in ("GET", "HEAD"):
             return Response("405 Method Not Allowed", b"", headers=[("Allow", "GET, POST")])
         if path == "/":
-            return self._page(request, "overview.html", **self._overview(request))
+            return self._live(request, "overview.html", self._overview)
         if path == "/terminals":
             return self._live(request, "terminals.html", self._terminals)
         if path == "/phone":
             return self._live(request, "phone.html", self._phone)
         if path == "/periods":
             return self._live(request, "periods.html", self._periods)
+        if self.settings.admin:
+            if path == "/journal":
+                return self._live(request, "journal.html", self._journal)
+            entry = _JOURNAL_ENTRY.match(path)
+            if entry:
+                return self._journal_entry(request, int(entry.group(1)))
+            if path == "/control":
+                return self._live(request, "control.html", self._control)
         period = _PERIOD.match(path)
         if period:
             return self._period(request, period.group(1))
@@ -222,6 +241,16 @@ class Console:
         if sticker:
             return self._buyer(request, "pay", lambda s, now: payments.pay_by_seqr_id(
                 s, sticker.group(1), self.rules, now))
+        if self.settings.admin:
+            if path == "/control/faults":
+                return self._add_fault(request)
+            if path == "/control/faults/clear":
+                return self._clear_faults(request, None)
+            deleted = _FAULT_DELETE.match(path)
+            if deleted:
+                return self._clear_faults(request, int(deleted.group(1)))
+            if path == "/control/clock":
+                return self._set_clock(request)
         return self._error(request, "404 Not Found", f"No action {path}.")
 
     @staticmethod
@@ -234,7 +263,7 @@ class Console:
     def _render(self, template: str, request: Request, **context: Any) -> str:
         return self.templates.get_template(template).render(
             path=request.path, token_required=bool(self.settings.admin_token),
-            notice=request.query.get("notice"), **context)
+            notice=request.query.get("notice"), pages=self.pages, **context)
 
     def _page(self, request: Request, template: str, status: str = "200 OK",
               **context: Any) -> Response:
@@ -298,9 +327,11 @@ class Console:
                 counts = browse.counts(session)
             demo = self._demo_credentials()
         base = request.base_url
+        control = self._control(request) if healthy and self.settings.admin else None
         return {
             "base": base, "healthy": healthy, "health": report, "counts": counts,
             "demo": demo, "settings": self.settings, "simulator": base + SIMULATOR_PREFIX,
+            "control": control,
         }
 
     def _demo_credentials(self) -> dict[str, str] | None:
@@ -374,6 +405,102 @@ class Console:
         return self._page(request, "report.html", table=table, period=period,
                           query=("?" + query) if query else "")
 
+    # --- the control plane: journal, fault rules, clock ----------------------------------------
+
+    def _journal_filters(self, request: Request) -> tuple[journal.Filters, dict[str, str]]:
+        query = request.query
+        given = {key: query[key].strip() for key in ("operation", "terminal", "principal",
+                                                     "resultCode", "deviations", "injected")
+                 if query.get(key, "").strip()}
+        code = given.get("resultCode")
+        if code is not None and not code.lstrip("-").isdigit():
+            given.pop("resultCode")
+            code = None
+        return journal.Filters(
+            operation=given.get("operation"), terminal=given.get("terminal"),
+            principal=given.get("principal"),
+            result_code=int(code) if code is not None else None,
+            deviations=True if given.get("deviations") else None,
+            injected=True if given.get("injected") else None,
+        ), given
+
+    def _journal(self, request: Request) -> dict[str, Any]:
+        filters, given = self._journal_filters(request)
+        with self.db.read() as session:
+            rows = list(reversed(journal.entries(session, filters, JOURNAL_ROWS)))
+            operations = journal.operations(session)
+            total = journal.count(session, filters)
+        entries = [{"row": row, "deviations": json.loads(row.deviations) if row.deviations
+                    else []} for row in rows]
+        return {"entries": entries, "operations": operations, "given": given, "total": total,
+                "journal_on": self.settings.journal_size > 0,
+                "live_query": urlencode(given)}
+
+    def _journal_entry(self, request: Request, entry_id: int) -> Response:
+        with self.db.read() as session:
+            row = session.get(JournalEntry, entry_id)
+            if row is None:
+                return self._error(request, "404 Not Found",
+                                   f"No journal entry {entry_id} (the oldest are dropped).")
+            entry = journal.describe(row)
+        marks = envelopes.targets(entry["deviations"])
+        return self._page(request, "journal_entry.html", entry=entry,
+                          request_lines=envelopes.pretty(entry["request"], marks),
+                          response_lines=envelopes.pretty(entry["response"]))
+
+    def _control(self, request: Request) -> dict[str, Any]:
+        with self.db.read() as session:
+            rules = [faults.describe(row) for row in faults.listed(session)]
+            state = clock.read_state(session)
+        real = utcnow()
+        return {"rules": rules, "clock": state.as_dict(real), "clock_state": state,
+                "clock_now": state.at(real), "effects": faults.EFFECTS}
+
+    def _add_fault(self, request: Request) -> Response:
+        try:
+            spec = fault_spec(request.form)
+            with self.db.write() as session:
+                rule = faults.add(session, spec)
+                rule_id = rule.id
+        except faults.RuleError as error:
+            return self._answer(request, "400 Bad Request", f"Rule not added: {error}.", None)
+        clock.settle()  # every process applies it from now on
+        return self._answer(request, "200 OK", f"Fault rule {rule_id} added.", None)
+
+    def _clear_faults(self, request: Request, rule_id: int | None) -> Response:
+        with self.db.write() as session:
+            deleted = faults.clear(session, rule_id)
+        clock.settle()
+        if rule_id is not None and not deleted:
+            return self._answer(request, "404 Not Found", f"No fault rule {rule_id}.", None)
+        what = f"Fault rule {rule_id}" if rule_id is not None else f"{deleted} fault rules"
+        return self._answer(request, "200 OK", f"{what} deleted.", None)
+
+    def _set_clock(self, request: Request) -> Response:
+        form = request.form
+        action = form.get("action", "")
+        try:
+            with self.db.write() as session:
+                if action == "freeze":
+                    new = clock.freeze(session)
+                elif action == "resume":
+                    new = clock.resume(session)
+                elif action == "reset":
+                    new = clock.reset(session)
+                elif action == "advance":
+                    new = clock.advance(session, float(form.get("seconds", "")))
+                elif action == "set":
+                    new = clock.set_time(session, _utc(form.get("at", "")))
+                else:
+                    raise ValueError("choose freeze, resume, advance, set or real time")
+        except ValueError as error:
+            return self._answer(request, "400 Bad Request", f"Clock not changed: {error}.",
+                                None)
+        clock.settle()
+        shown = new.at(utcnow()).strftime("%Y-%m-%d %H:%M:%S UTC")
+        state = "frozen" if new.frozen_at is not None else "running"
+        return self._answer(request, "200 OK", f"Clock {state}: it is {shown}.", None)
+
     # --- the buyer's actions -----------------------------------------------------------------
 
     def _buyer(self, request: Request, action: str,
@@ -395,7 +522,7 @@ class Console:
             if row is not None:
                 value.update(invoiceReference=row.reference, status=row.status,
                              version=row.version)
-            else:
+            if not status.startswith("2"):
                 value["error"] = message
             return _json(status, value)
         back = _safe_next(request.form.get("back"))
@@ -403,6 +530,56 @@ class Console:
         separator = "&" if "?" in path else "?"
         location = f"{path}{separator}notice={quote(message)}" + (f"#{anchor}" if anchor else "")
         return _redirect(location)
+
+
+def fault_spec(form: dict[str, str]) -> dict[str, Any]:
+    """The console's fault form as the admin API's rule (`faults.add` checks it)."""
+    spec: dict[str, Any] = {"effect": form.get("effect", "").strip()}
+    for name in ("operation", "principal", "terminal"):
+        value = form.get(name, "").strip()
+        if value:
+            spec[name] = value
+    which = form.get("which", "all")
+    count = form.get("count", "").strip()
+    if which in ("nth", "every", "times"):
+        spec[which] = _number(count, which, int)
+    elif which == "probability":
+        spec["probability"] = _number(count, "probability", float)
+    numbers = {"resultCode": int, "httpStatus": int, "delayMs": int, "polls": int,
+               "seconds": float, "expiresIn": float}
+    for name, kind in numbers.items():
+        value = form.get(name, "").strip()
+        belongs = _EFFECT_FIELDS.get(name)
+        if value and (belongs is None or spec["effect"] in belongs):
+            spec[name] = _number(value, name, kind)
+    return spec
+
+
+#: the form's fields that only one effect reads (the others are left out of its rule)
+_EFFECT_FIELDS = {"resultCode": (faults.RESULT_CODE,), "httpStatus": (faults.HTTP_ERROR,),
+                  "polls": (faults.REPORT_NOT_READY,), "seconds": (faults.REPORT_NOT_READY,)}
+
+
+def _number(text: str, name: str, kind: type) -> Any:
+    try:
+        return kind(text)
+    except ValueError:
+        raise faults.RuleError(f"{name} must be a number, not {text!r}") from None
+
+
+def _utc(text: str) -> datetime:
+    """A time typed in the form (`2026-05-21T09:12` or with seconds), read as UTC."""
+    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _code_name(code: int | None) -> str:
+    if code is None:
+        return ""
+    try:
+        return ResultCode(code).name
+    except ValueError:
+        return "unknown"
 
 
 def _money(value: Any) -> str:
