@@ -400,3 +400,30 @@ def test_without_the_control_plane_its_pages_are_gone(tmp_path: Path) -> None:
     assert call(app, "POST", "/control/clock", body=b"action=freeze")[0] == 404
     overview = get(app, "/")[1].decode()
     assert 'href="/journal"' not in overview and 'href="/control"' not in overview
+
+
+def test_a_registers_deviant_call_is_journaled_with_its_deviations_marked(
+        world: dict[str, Any]) -> None:
+    """A real SOAP call with an element the contract lacks and one left out: the wire layer
+    finds the deviations, the journal keeps them, the console marks their lines."""
+    app, till = world["app"], world["till_id"]
+    envelope = (
+        '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+        'xmlns:ext="http://external.interfaces.ers.seamless.com/"><soapenv:Body>'
+        "<ext:getPaymentStatus><context><initiatorPrincipalId>"
+        f"<id>{till}</id><type>TERMINALID</type></initiatorPrincipalId>"
+        "<password>till-pw</password></context>"
+        f"<invoiceReference>{world['open_invoice']}</invoiceReference>"
+        "<invoiceVersion>0</invoiceVersion><tableNumber>4</tableNumber>"
+        "</ext:getPaymentStatus></soapenv:Body></soapenv:Envelope>")
+    status, answer = app.post(envelope)
+    assert status == 200 and b"<resultCode>0</resultCode>" in answer
+    app.app.journal.flush()
+    listing = get(app, "/journal", f"terminal={till}&deviations=1", **bearer())[1].decode()
+    calls = re.findall(r'id="call-(\d+)"', listing)
+    assert calls == [calls[0], str(world["call"])]  # this call, above the fixture's
+    page = get(app, f"/journal/{calls[0]}", **bearer())[1].decode()
+    marked = [re.sub(r"<[^>]+>", "", line) for line in
+              re.findall(r'<mark class="deviation"[^>]*>(.*?)</mark>', page, re.S)]
+    assert any("&lt;tableNumber&gt;4&lt;/tableNumber&gt;" in line for line in marked), marked
+    assert "till-pw" not in page
