@@ -28,10 +28,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from lxml import etree
 from sqlalchemy import insert, select, update
 
 from gateway import periods
-from gateway.reports.render import ReportScope, render
+from gateway.reports.render import ReportScope, render, xml_text
 from storage.database import Database
 from storage.models import (
     PeriodScope,
@@ -40,6 +41,7 @@ from storage.models import (
     Transaction,
     TransactionPeriod,
 )
+from storage.money import Money, format_amount, format_units
 from tests.databases import on_postgresql
 from tests.domain import fresh_db
 from wsdl.catalog import REPORTS
@@ -238,3 +240,34 @@ def write_golden(backend: str) -> None:
 
 if __name__ == "__main__":
     write_golden(sys.argv[1] if len(sys.argv) > 1 else "sqlite")
+
+
+AWKWARD = ["", "plain", "a&b", "<Co>", "x]]>y", "cr\rlf\n\ttab", "\"q\" 'a'", "Ånna 😀",
+           "&amp;", "\x7f\x85\u2028", "\U0010ffff", "a\x00b", "\x01", "\x08\x0b\x0c",
+           "\x1f", "\ufffe", "\uffff", "ok\x0e"]
+
+
+@pytest.mark.parametrize("value", AWKWARD)
+def test_text_is_escaped_and_refused_as_lxml_does(value: str) -> None:
+    """The renderer's text is lxml's serialisation of the same element, or lxml's error."""
+    element = etree.Element("CashierId")
+    try:
+        element.text = value
+    except ValueError as lxml_error:
+        with pytest.raises(ValueError) as ours:
+            xml_text(value)
+        assert str(ours.value) == str(lxml_error)
+        return
+    written = etree.tostring(element, encoding="UTF-8", xml_declaration=False)
+    if value == "":
+        written = b"<CashierId></CashierId>"  # lxml writes <CashierId/> for no text at all
+    assert f"<CashierId>{xml_text(value)}</CashierId>".encode() == written
+
+
+def test_stored_units_are_formatted_as_the_decimal_amount() -> None:
+    rng = random.Random(7)
+    values = [0, 1, -1, 99_999, -99_999, 100_000, -100_000, 2**63 - 1, -(2**63)]
+    values += [rng.randint(-10**15, 10**15) for _ in range(5000)]
+    money = Money()
+    for units in values:
+        assert format_units(units) == format_amount(money.process_result_value(units, None))
