@@ -197,3 +197,29 @@ def test_migrations_build_exactly_the_models_schema(tmp_path: Path) -> None:
     db.migrate()
     with db.engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+
+
+def test_report_chunks_are_lz4_compressed_on_postgresql(tmp_path: Path) -> None:
+    """Storing a large document: lz4 where the server has it, whichever way the schema came."""
+    from sqlalchemy import text
+
+    from tests.databases import on_postgresql
+
+    if not on_postgresql():
+        pytest.skip("a PostgreSQL column setting")
+    migrated, created = (Database(new_database_url(tmp_path, n)) for n in ("m", "c"))
+    migrated.migrate()
+    created.create_schema()
+    for db in (migrated, created):
+        with db.engine.connect() as connection:
+            if not connection.execute(text(
+                "SELECT 'lz4' = ANY(enumvals) FROM pg_settings "
+                "WHERE name = 'default_toast_compression'"
+            )).scalar():
+                pytest.skip("this PostgreSQL has no lz4")
+            method = connection.execute(text(
+                "SELECT attcompression FROM pg_attribute "
+                "WHERE attrelid = 'report_document_chunks'::regclass AND attname = 'data'"
+            )).scalar()
+        assert method == "l"
+        db.dispose()
