@@ -4,6 +4,8 @@ Each call opens its own session (read or write), authenticates, and hands over t
 module. It returns plain values or raises `SeqrError`; the SOAP layer only translates.
 """
 
+from collections.abc import Iterator
+
 from gateway import passwords, payments, principals, terminals
 from gateway.auth import Credentials, authenticate
 from gateway.clock import Clock
@@ -13,6 +15,7 @@ from gateway.parameters import Parameters
 from gateway.periods import mark_transaction_period
 from gateway.reports import requests as reports
 from gateway.throttle import PasswordGuard
+from storage import jobs
 from storage.database import Database
 
 
@@ -139,3 +142,12 @@ class Gateway:
             job = reports.queue(session, scope, self.settings.report_delay, self.clock.now())
         with self.db.read() as session:  # answered once the job is committed
             return reports.answer(session, job, report_id)
+
+    def report_chunks(self, document: reports.ReportDocumentOut) -> Iterator[bytes]:
+        """A ready document's bytes, a chunk at a time, in a read session of their own."""
+        with self.db.read() as session:
+            yield from jobs.document_chunks(session, document.job_id)
+
+    def report_content(self, document: reports.ReportDocumentOut) -> bytes:
+        """A ready document whole (the answer without streaming)."""
+        return b"".join(self.report_chunks(document))

@@ -203,7 +203,7 @@ def test_report_chunks_are_lz4_compressed_on_postgresql(tmp_path: Path) -> None:
     """Storing a large document: lz4 where the server has it, whichever way the schema came."""
     from sqlalchemy import text
 
-    from tests.databases import on_postgresql
+    from tests.support.databases import on_postgresql
 
     if not on_postgresql():
         pytest.skip("a PostgreSQL column setting")

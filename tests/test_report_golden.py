@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
 from gateway import periods
 from gateway.reports.render import ReportScope, render, xml_text
@@ -38,12 +38,11 @@ from storage.models import (
     PeriodScope,
     Reseller,
     Terminal,
-    Transaction,
     TransactionPeriod,
 )
 from storage.money import Money, format_amount, format_units
-from tests.databases import on_postgresql
-from tests.domain import fresh_db
+from tests.support.databases import on_postgresql
+from tests.support.domain import add_transactions, fresh_db
 from wsdl.catalog import REPORTS
 
 GOLDEN = Path(__file__).parent / "data" / "reports"
@@ -110,7 +109,7 @@ def seed(db: Database) -> Seeded:
             periods.open_scope(session, SHOP, terminal_id)
     at = datetime(2024, 3, 9, 9, 0, tzinfo=UTC)
     small = [(TERMINALS[t], cashier, Decimal(amount)) for t, cashier, amount in SMALL_ROWS]
-    _add(db, small, at, 1)
+    add_transactions(db, SHOP, small, at, 1)
     _close(db, SMALL_PERIOD, SMALL_TILL_PERIOD)
     rng = random.Random(20240309)
     cashiers = [None, "anna", "bob", "cecilia", "Ånna & <Co>", "d", "e-1", "f"]
@@ -119,7 +118,7 @@ def seed(db: Database) -> Seeded:
         amount = Decimal(rng.randint(1, 10**9)).scaleb(-rng.choice((2, 2, 2, 5)))
         large.append((rng.choice(TERMINALS), rng.choice(cashiers),
                       -amount if rng.random() < 0.07 else amount))
-    _add(db, large, at + timedelta(hours=1), 1000)
+    add_transactions(db, SHOP, large, at + timedelta(hours=1), 1000)
     _close(db, LARGE_PERIOD, LARGE_TILL_PERIOD)
     with db.read() as session:
         found = {
@@ -130,24 +129,6 @@ def seed(db: Database) -> Seeded:
         "small.shop": found[SMALL_PERIOD], "small.till": found[SMALL_TILL_PERIOD],
         "large.shop": found[LARGE_PERIOD], "large.till": found[LARGE_TILL_PERIOD],
     })
-
-
-def _add(db: Database, rows: list, start: datetime, first_sequence: int) -> None:
-    with db.write() as session:
-        scopes = {s.key: s.open_period_id for s in session.scalars(select(PeriodScope))}
-        values = []
-        for i, (terminal_id, cashier, amount) in enumerate(rows):
-            at = start + timedelta(seconds=7 * i)
-            reference = at.strftime("%Y%m%d%H%M%S") + f"000{first_sequence + i:08d}"
-            values.append({
-                "ers_reference": reference,
-                "kind": Transaction.SALE if amount > 0 else Transaction.REFUND,
-                "reseller_id": SHOP, "terminal_id": terminal_id, "cashier_id": cashier,
-                "amount": amount, "currency": "SEK", "committed_at": at,
-                "shop_period_id": scopes[PeriodScope.shop_key(SHOP)],
-                "terminal_period_id": scopes[PeriodScope.terminal_key(terminal_id)],
-            })
-        session.execute(insert(Transaction), values)
 
 
 def _close(db: Database, shop_public_id: str, till_public_id: str) -> None:
@@ -210,7 +191,7 @@ def test_large_period_documents_are_the_golden_ones(seeded: Seeded) -> None:
 
 def write_golden(backend: str) -> None:
     """Render every case with the current renderer and store it as the golden files."""
-    from tests.databases import POSTGRESQL, Backends
+    from tests.support.databases import POSTGRESQL, Backends
 
     if backend == "postgresql":
         Backends.current = POSTGRESQL

@@ -22,9 +22,13 @@ RENDER_FAILED = "report rendering failed"
 
 @dataclass(frozen=True)
 class ReportDocumentOut:
+    """A ready document: what the answer says of it; its bytes are read apart, a chunk at a
+    time (`storage.jobs.document_chunks`), so that no answer needs the document whole."""
+
     title: str
     mime_type: str
-    content: bytes
+    job_id: int
+    size: int
 
 
 def resolve(session: Session, principal: Principal, report_id: str | None,
@@ -80,13 +84,12 @@ def answer(session: Session, job: ReportJob, report_id: str | None = None) -> Re
     if job.status == ReportJob.DONE:
         document = jobs.document_of(session, job.id)
         assert document is not None
-        content = b"".join(jobs.document_chunks(session, job.id))
         title = document.title
         if report_id is not None:
             period = session.get(TransactionPeriod, job.period_id)
             assert period is not None and period.public_id is not None
             title = answer_title(report_id, lookup(report_id), period.public_id)
-        return ReportDocumentOut(title, document.mime_type, content)
+        return ReportDocumentOut(title, document.mime_type, job.id, document.size)
     if job.status == ReportJob.FAILED:
         # the reason (job.last_error) is for the operator: the log, /metrics, the database
         raise SeqrError(ResultCode.SYSTEM_ERROR, RENDER_FAILED)

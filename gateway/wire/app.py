@@ -18,7 +18,7 @@ from gateway.config import Settings
 from gateway.control import faults, journal
 from gateway.control.journal import Exchange
 from gateway.service import Gateway
-from gateway.wire import envelope, health, metrics
+from gateway.wire import envelope, health, metrics, streaming
 from gateway.wire.admin import PREFIX as ADMIN_PREFIX
 from gateway.wire.admin import Admin
 from gateway.wire.console import Console
@@ -52,7 +52,9 @@ class ConnectionDroppedError(OSError):
 
 
 class GatewayApp:
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, *, stream_reports: bool = True) -> None:
+        """`stream_reports=False` builds a ready executeReport answer whole in memory, as
+        the SOAP serializer alone makes it (tests compare the streamed answer with it)."""
         self.db = db
         self.settings = settings
         self.clock = Clock(db)
@@ -63,7 +65,8 @@ class GatewayApp:
         self.admin = Admin(db, settings, self.journal) if settings.admin else None
         # the web console is the simulator's face: on and off with it
         self.console = Console(db, settings, self.clock) if settings.simulator else None
-        self.soap = SoapEndpoint(self.gateway, strict=settings.strict)
+        self.soap = SoapEndpoint(self.gateway, strict=settings.strict,
+                                 stream_reports=stream_reports)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -133,7 +136,7 @@ class GatewayApp:
         environ[DEVIATIONS_KEY] = exchange.deviations
         noted.operation = exchange.operation or noted.operation
         noted.deviations = [d.as_dict() for d in exchange.deviations]
-        status, chunks = exchange.status, exchange.chunks
+        status, chunks, streamed = exchange.status, exchange.chunks, exchange.streamed
         hit = noted.hit
         if hit is not None and hit.effect == faults.DROP:
             noted.http_status, noted.fault, noted.result_code = 0, "connection dropped", None
@@ -143,8 +146,11 @@ class GatewayApp:
             code = int(hit.rule.http_status or 500)
             status = f"{code} {_reason(code)}"
             chunks = [envelope.fault(envelope.SERVER, f"HTTP {code} ({hit.label})")]
+            streamed = None
         noted.http_status = int(status.split(" ", 1)[0])
-        noted.response = b"".join(chunks)
+        answer = b"".join(chunks)
+        # a ready report is streamed: the journal keeps its envelope, saying where it went
+        noted.response = answer if streamed is None else streaming.outline(answer, streamed)
         if exchange.fault_code is not None or noted.http_status >= 400:
             why = _FAULT_STRING.search(noted.response)
             fault_code = exchange.fault_code or envelope.SERVER
@@ -153,9 +159,12 @@ class GatewayApp:
         else:
             noted.result_code = exchange.result_code
         self._journal(noted, started)
+        if streamed is not None:  # its length is known only at the end: chunked
+            start_response(status, [("Content-Type", envelope.CONTENT_TYPE)])
+            return streaming.splice(answer, streamed)
         start_response(status, [("Content-Type", envelope.CONTENT_TYPE),
-                                ("Content-Length", str(len(noted.response)))])
-        return [noted.response]
+                                ("Content-Length", str(len(answer)))])
+        return [answer]
 
     def _journal(self, exchange: Exchange, started: float) -> None:
         """The call's INFO line, and its journal entry unless the journal is off."""
@@ -222,11 +231,11 @@ def _plain(start_response: StartResponse, status: str, message: str,
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None,
-               *, create_schema: bool = False) -> GatewayApp:
+               *, create_schema: bool = False, stream_reports: bool = True) -> GatewayApp:
     """The WSGI app. `create_schema` makes a new database's tables (tests, in-process use);
     a served database is migrated beforehand (`seqr-gateway migrate`, checked by `serve`)."""
     settings = settings or Settings.from_env()
     db = db or Database(settings.database_url)
     if create_schema:
         db.create_schema()
-    return GatewayApp(db, settings)
+    return GatewayApp(db, settings, stream_reports=stream_reports)

@@ -36,7 +36,7 @@ from gateway.parameters import Parameters
 from gateway.principals import PrincipalInfo
 from gateway.reports.requests import ReportDocumentOut
 from gateway.service import Gateway
-from gateway.wire import deviations, metrics
+from gateway.wire import deviations, metrics, streaming
 from gateway.wire.deviations import Deviation
 from wsdl import TARGET_NAMESPACE
 from wsdl.resultcodes import ResultCode
@@ -375,13 +375,16 @@ class Call:
     deviations (the reader's, and any a translation helper notes while it maps the
     arguments)."""
 
-    __slots__ = ("deviations", "gateway", "operation")
+    __slots__ = ("deviations", "gateway", "operation", "stream_reports", "streamed")
 
     def __init__(self, gateway: Gateway, operation: str, deviations: list[Deviation],
-                 strict: bool = False) -> None:
+                 strict: bool = False, stream_reports: bool = False) -> None:
         self.gateway: Any = StrictGateway(gateway, deviations) if strict else gateway
         self.operation = operation
         self.deviations = deviations
+        #: a ready report's document goes out streamed (`from_report`, `wire/streaming.py`)
+        self.stream_reports = stream_reports
+        self.streamed: streaming.StreamedReport | None = None
 
     def note(self, kind: str, detail: str) -> None:
         self.deviations.append(Deviation(kind, detail))
@@ -500,10 +503,19 @@ def from_payment_status(status: payments.PaymentStatus) -> dict[str, Any]:
     return fields
 
 
-def from_report(document: ReportDocumentOut) -> dict[str, Any]:
+def from_report(call: Call, document: ReportDocumentOut) -> dict[str, Any]:
+    """The ready report: its document in place, or, when answers are streamed, placeholders
+    that the WSGI app replaces with the stored chunks as it sends the answer."""
+    gateway = call.gateway
+    if call.stream_reports:
+        call.streamed = streaming.StreamedReport(lambda: gateway.report_chunks(document),
+                                                 document.size)
+        marks = streaming.PLACEHOLDERS
+        return {"report": Report(title=document.title, mimeType=document.mime_type,
+                                 content=marks.content, contentString=marks.text)}
+    content = gateway.report_content(document)
     return {"report": Report(title=document.title, mimeType=document.mime_type,
-                             content=document.content,
-                             contentString=document.content.decode("utf-8"))}
+                             content=content, contentString=content.decode("utf-8"))}
 
 
 def from_principal(info: PrincipalInfo) -> dict[str, Any]:
@@ -595,7 +607,7 @@ class ERSWSExternalClientService(ServiceBase):
 
     @operation(Context, Unicode, Unicode, ParameterMap, returns=ErswsExecuteReportResponse)
     def executeReport(call, context, reportId, language, parameters):
-        return from_report(call.gateway.execute_report(
+        return from_report(call, call.gateway.execute_report(
             credentials(call, context), reportId, to_parameters(parameters)))
 
     # --- terminals ---

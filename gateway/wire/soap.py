@@ -26,6 +26,7 @@ from gateway.wire import contract, envelope, metrics
 from gateway.wire import deviations as dv
 from gateway.wire.deviations import Deviation
 from gateway.wire.reading import Reader, UnreadableValueError
+from gateway.wire.streaming import StreamedReport
 
 log = logging.getLogger(__name__)
 
@@ -121,12 +122,16 @@ class Exchange:
     result_code: int | None = None
     fault_code: str | None = None
     deviations: list[Deviation] = field(default_factory=list)
+    #: a ready report to stream into `chunks` in place of its placeholders (`streaming`)
+    streamed: StreamedReport | None = None
 
 
 class SoapEndpoint:
-    def __init__(self, gateway: Gateway, strict: bool = False) -> None:
+    def __init__(self, gateway: Gateway, strict: bool = False,
+                 stream_reports: bool = True) -> None:
         self.gateway = gateway
         self.strict = strict
+        self.stream_reports = stream_reports
         self.methods = contract.methods()
 
     def handle(self, body: bytes, soap_action: str | None = None,
@@ -147,7 +152,8 @@ class SoapEndpoint:
             name, method = self._method(element)
             trim_collections(element)
             arguments = Reader(notes).arguments(element, method.in_message, name)
-            call = contract.Call(self.gateway, name, notes, strict=self.strict)
+            call = contract.Call(self.gateway, name, notes, strict=self.strict,
+                                 stream_reports=self.stream_reports)
             if around is None:
                 answer = contract.invoke(call, method, arguments)
             else:
@@ -167,7 +173,8 @@ class SoapEndpoint:
             log.info("%s answered %s with %d deviation(s) from the WSDL: %s", name, code,
                      len(notes), dv.describe(notes))
         chunks = envelope.response(name, contract.return_type(method), answer)
-        return Exchange(OK, chunks, name, code, None, notes)
+        streamed = call.streamed if code == 0 else None
+        return Exchange(OK, chunks, name, code, None, notes, streamed)
 
     def _method(self, element: Any) -> tuple[str, Any]:
         qname = etree.QName(element)

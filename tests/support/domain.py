@@ -1,13 +1,16 @@
 """Building blocks for tests that use the domain modules directly, without SOAP."""
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+
+from sqlalchemy import insert, select
 
 from gateway import ledger, shops, terminals
 from gateway.auth import Principal
 from storage.database import Database
-from storage.models import Terminal, Transaction
+from storage.models import PeriodScope, Terminal, Transaction
 from tests.support.databases import new_database_url
 
 
@@ -69,3 +72,25 @@ class Journal:
         sales = [r[2] for r in rows if r[2] > 0]
         refunds = [r[2] for r in rows if r[2] < 0]
         return len(sales), sum(sales, Decimal(0)), len(refunds), sum(refunds, Decimal(0))
+
+
+def add_transactions(db: Database, reseller_id: str,
+                     rows: list[tuple[str, str | None, Decimal]], start: datetime,
+                     first_sequence: int) -> None:
+    """Many transactions at once, in the open periods of their shop and terminals: (terminal,
+    cashier, signed amount) each, committed 7 s apart from `start`, ersReferences numbered
+    from `first_sequence`. Every value fixed, so documents over them are always the same."""
+    with db.write() as session:
+        scopes = {s.key: s.open_period_id for s in session.scalars(select(PeriodScope))}
+        values = []
+        for i, (terminal_id, cashier, amount) in enumerate(rows):
+            at = start + timedelta(seconds=7 * i)
+            values.append({
+                "ers_reference": at.strftime("%Y%m%d%H%M%S") + f"000{first_sequence + i:08d}",
+                "kind": Transaction.SALE if amount > 0 else Transaction.REFUND,
+                "reseller_id": reseller_id, "terminal_id": terminal_id, "cashier_id": cashier,
+                "amount": amount, "currency": "SEK", "committed_at": at,
+                "shop_period_id": scopes[PeriodScope.shop_key(reseller_id)],
+                "terminal_period_id": scopes[PeriodScope.terminal_key(terminal_id)],
+            })
+        session.execute(insert(Transaction), values)
