@@ -77,7 +77,8 @@ class Database:
 _cursor_names = itertools.count(1)
 
 
-def stream_rows(session: Session, statement: Select[Any], batch: int) -> Iterator[list[tuple]]:
+def stream_rows(session: Session, statement: Select[Any], batch: int, *,
+                binary: bool = False) -> Iterator[list[tuple]]:
     """The rows of a SELECT as the driver gives them, `batch` at a time, in the session's
     transaction: plain tuples, no SQLAlchemy result processing (a `Money` column comes as
     its stored integer). For documents of millions of rows, where SQLAlchemy's Row objects
@@ -86,6 +87,8 @@ def stream_rows(session: Session, statement: Select[Any], batch: int) -> Iterato
     On PostgreSQL the rows come through a server-side (named) cursor, `batch` per round
     trip, so the client holds one batch at a time; SQLite's cursor steps through the result
     as it is fetched. Bound parameters go to the driver as they are: ints and strings only.
+    `binary` asks PostgreSQL for its binary result format: a bytea column then travels as
+    its bytes, not as hex text twice their size that both ends encode and decode.
     """
     connection = session.connection()
     compiled = statement.compile(dialect=connection.dialect)
@@ -94,7 +97,8 @@ def stream_rows(session: Session, statement: Select[Any], batch: int) -> Iterato
     params: Any = [values[name] for name in names] if names is not None else values
     dbapi_connection = connection.connection
     if connection.dialect.name == "postgresql":
-        cursor = dbapi_connection.driver_connection.cursor(name=f"stream_{next(_cursor_names)}")
+        cursor = dbapi_connection.driver_connection.cursor(
+            name=f"stream_{next(_cursor_names)}", binary=binary)
     else:
         cursor = dbapi_connection.cursor()
     try:

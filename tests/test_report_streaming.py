@@ -6,6 +6,8 @@ import itertools
 import random
 import re
 import socket
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from xml.sax.saxutils import escape
@@ -18,7 +20,7 @@ from gateway.auth import Principal
 from gateway.config import Settings
 from gateway.periods import close_open_period
 from gateway.wire.app import create_app
-from gateway.wire.streaming import base64_pieces, cdata_pieces, escaped_pieces
+from gateway.wire.streaming import base64_pieces, cdata_pieces, escaped_pieces, prefetched
 from storage.jobs import CHUNK_BYTES
 from storage.models import PeriodScope
 from tests.support.domain import add_transactions
@@ -129,3 +131,32 @@ def _http_1_0(port: int, body: bytes) -> bytes:
     assert head.startswith(b"HTTP/1.") and b" 200 " in head.split(b"\r\n")[0], head
     assert b"chunked" not in head.lower()
     return answer
+
+
+def test_prefetching_stops_and_closes_the_reader_when_the_answer_is_abandoned() -> None:
+    """A client that goes away mid-answer: the reading thread ends and its session closes."""
+    closed = threading.Event()
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            for i in range(1000):
+                yield bytes([i % 256]) * 10
+        finally:
+            closed.set()
+
+    pieces = prefetched(chunks)
+    assert [next(pieces) for _ in range(3)] == [b"\0" * 10, b"\1" * 10, b"\2" * 10]
+    pieces.close()
+    assert closed.is_set()
+    assert [t for t in threading.enumerate() if t.name == "report chunks"] == []
+
+
+def test_prefetching_hands_a_reading_error_to_the_answer() -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b"first"
+        raise ConnectionError("database went away")
+
+    pieces = prefetched(chunks)
+    assert next(pieces) == b"first"
+    with pytest.raises(ConnectionError, match="went away"):
+        next(pieces)

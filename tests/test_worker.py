@@ -2,6 +2,7 @@
 
 import io
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -33,8 +34,17 @@ def _setup(tmp_path: Path, **settings):
     return db, config, gateway, period
 
 
-def _ask(gateway: Gateway, period: str, report: str = "STD_RECON_003"):
-    return gateway.execute_report(OWNER, report, Parameters.of({"transactionPeriodId": period}))
+@dataclass(frozen=True)
+class Answer:
+    title: str
+    content: bytes
+
+
+def _ask(gateway: Gateway, period: str, report: str = "STD_RECON_003") -> Answer:
+    """A ready report's title and document, read whole."""
+    document = gateway.execute_report(
+        OWNER, report, Parameters.of({"transactionPeriodId": period}))
+    return Answer(document.title, gateway.report_content(document))
 
 
 def _last_error(db) -> str:

@@ -12,7 +12,8 @@ from the database:
   a carriage return), or, when the serializer put the placeholder in a CDATA section, the
   document as it is with any `]]>` split across two sections.
 
-So nothing holds the whole document, and the body is byte for byte the one the serializer
+Each pass reads the chunks in a thread of its own, a chunk or two ahead (`prefetched`). So
+nothing holds the whole document, and the body is byte for byte the one the serializer
 would have written with the document in it (tests/test_report_streaming.py compares them).
 The length is not known before the document has been read, so the answer goes without a
 Content-Length: chunked on HTTP/1.1, delimited by closing the connection on HTTP/1.0.
@@ -20,6 +21,8 @@ Content-Length: chunked on HTTP/1.1, delimited by closing the connection on HTTP
 
 import base64
 import os
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -69,6 +72,53 @@ def outline(envelope: bytes, report: StreamedReport) -> bytes:
             .replace(marks.content_token,
                      f"(base64 of the {report.size}-byte document, streamed)".encode())
             .replace(marks.text_token, f"(the {report.size}-byte document, streamed)".encode()))
+
+
+def prefetched(chunks: Callable[[], Iterator[bytes]], depth: int = 2) -> Iterator[bytes]:
+    """`chunks()` run in a thread of its own, up to `depth` chunks ahead: the next chunks
+    come from the database while this one is encoded and written to the socket (the
+    driver's wait and the socket's both release the GIL). The reader's session opens and
+    closes in its thread; a consumer that stops early (the client went away) stops it."""
+    ready: queue.Queue[tuple[bytes | None, BaseException | None]] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def offer(item: tuple[bytes | None, BaseException | None]) -> bool:
+        """Queue `item` unless the consumer has stopped; whether it was queued."""
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        source = chunks()
+        try:
+            for chunk in source:
+                if not offer((chunk, None)):
+                    return
+            offer((None, None))
+        except BaseException as error:  # noqa: BLE001 (handed to the consumer, raised there)
+            offer((None, error))
+        finally:
+            close = getattr(source, "close", None)  # a generator: its session ends here
+            if close is not None:
+                close()
+
+    reader = threading.Thread(target=read, name="report chunks", daemon=True)
+    reader.start()
+    try:
+        while True:
+            chunk, error = ready.get()
+            if error is not None:
+                raise error
+            if chunk is None:
+                return
+            yield chunk
+    finally:
+        stop.set()
+        reader.join()
 
 
 def base64_pieces(chunks: Iterable[bytes]) -> Iterator[bytes]:
@@ -121,6 +171,6 @@ def splice(envelope: bytes, report: StreamedReport) -> Iterator[bytes]:
     position = 0
     for at, length, pieces in parts:
         yield envelope[position:at]
-        yield from pieces(report.chunks())
+        yield from pieces(prefetched(report.chunks))
         position = at + length
     yield envelope[position:]
