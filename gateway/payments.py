@@ -18,7 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
@@ -259,6 +259,17 @@ def update_invoice(session: Session, principal: Principal, reference: str | None
     _change(row, now, Invoice.ISSUED)
 
 
+# The once-a-second poll: one narrow statement, built once, for what the answer holds.
+_PEEK = (
+    select(Invoice.reference, Invoice.terminal_id, Invoice.status, Invoice.version,
+           Invoice.awaits_settlement.label("awaits_settlement"), Invoice.paid_at,
+           Invoice.payment_reference, Invoice.client_invoice_id, Invoice.payer_id,
+           Invoice.document, Terminal.name.label("receiver_name"))
+    .outerjoin(Terminal, Terminal.id == Invoice.terminal_id)
+    .where(Invoice.reference == bindparam("reference"))
+)
+
+
 def peek_payment_status(session: Session, principal: Principal,
                         reference: str | None) -> PaymentStatus | None:
     """A poll that changes nothing, answered without a lock (a read transaction); None when
@@ -267,10 +278,10 @@ def peek_payment_status(session: Session, principal: Principal,
     terminal_id = require_terminal(principal, "getPaymentStatus")
     if not reference:
         return None
-    row = session.scalar(select(Invoice).where(Invoice.reference == reference.strip()))
+    row = session.connection().execute(_PEEK, {"reference": reference.strip()}).first()
     if row is None or row.terminal_id != terminal_id or row.awaits_settlement:
         return None
-    return status_of(session, row)
+    return _status(row, row.receiver_name)
 
 
 def get_payment_status(session: Session, principal: Principal, reference: str | None,
@@ -281,16 +292,20 @@ def get_payment_status(session: Session, principal: Principal, reference: str | 
 
 
 def status_of(session: Session, row: Invoice) -> PaymentStatus:
+    terminal = session.get(Terminal, row.terminal_id) if row.status == Invoice.PAID else None
+    return _status(row, terminal.name if terminal is not None else None)
+
+
+def _status(row: Any, receiver_name: str | None) -> PaymentStatus:
+    """The answer for an invoice (a model or a row with its columns)."""
     if row.status != Invoice.PAID:
         return PaymentStatus(row.reference, row.status, row.version)
-    terminal = session.get(Terminal, row.terminal_id)
     assert row.paid_at is not None and row.payment_reference is not None
     receipt = Receipt(
         terminal_id=row.terminal_id, payment_date=row.paid_at,
         client_invoice_id=row.client_invoice_id, invoice_reference=row.reference,
         payment_reference=row.payment_reference, payer_terminal_id=row.payer_id,
-        receiver_name=terminal.name if terminal is not None else None,
-        invoice=InvoiceData.from_json(row.document),
+        receiver_name=receiver_name, invoice=InvoiceData.from_json(row.document),
     )
     return PaymentStatus(row.reference, row.status, row.version, row.payment_reference, receipt)
 
