@@ -11,7 +11,7 @@ after it, and a closed period's content never changes: closing is O(1), whatever
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from gateway.auth import Principal
@@ -38,19 +38,43 @@ def open_scope(session: Session, reseller_id: str, terminal_id: str | None = Non
     scope = PeriodScope(key=key, reseller_id=reseller_id, terminal_id=terminal_id, open_period_id=0)
     session.add(scope)
     session.flush()
-    scope.open_period_id = _new_period(session, scope, now or utcnow()).id
+    scope.open_period_id = _open_period(session, key, reseller_id, terminal_id,
+                                        now or utcnow())
     session.flush()
     return scope
 
 
-def _new_period(session: Session, scope: PeriodScope, now: datetime) -> TransactionPeriod:
-    period = TransactionPeriod(
-        scope_key=scope.key, reseller_id=scope.reseller_id, terminal_id=scope.terminal_id,
-        opened_at=now,
-    )
-    session.add(period)
-    session.flush()
-    return period
+# markTransactionPeriod is the write registers call at closing time, shop and tills at once:
+# its statements are narrow and built once, none loads an ORM object.
+_NEW_PERIOD = insert(TransactionPeriod)
+_CLOSE_PERIOD = (
+    update(TransactionPeriod)
+    .where(TransactionPeriod.id == bindparam("period_id"),
+           TransactionPeriod.status == TransactionPeriod.OPEN)
+    .values(status=TransactionPeriod.CLOSED, closed_at=bindparam("now"),
+            public_id=bindparam("new_public_id"))
+)
+_MOVE_SCOPE = (
+    update(PeriodScope).where(PeriodScope.key == bindparam("scope"))
+    .values(open_period_id=bindparam("new_period_id"))
+)
+
+
+def _open_period(session: Session, scope_key: str, reseller_id: str, terminal_id: str | None,
+                 now: datetime) -> int:
+    """A new open period of the scope; its id."""
+    created = session.connection().execute(_NEW_PERIOD, {
+        "scope_key": scope_key, "reseller_id": reseller_id, "terminal_id": terminal_id,
+        "status": TransactionPeriod.OPEN, "opened_at": now,
+    })
+    return int(created.inserted_primary_key[0])
+
+
+_LOCK_SCOPE = (
+    select(PeriodScope.open_period_id, PeriodScope.reseller_id, PeriodScope.terminal_id)
+    .where(PeriodScope.key == bindparam("key"))
+    .with_for_update()
+)
 
 
 def lock_scope(session: Session, key: str, *, exclusive: bool) -> PeriodScope:
@@ -88,13 +112,13 @@ def mark_transaction_period(
 def close_open_period(session: Session, scope_key: str,
                       now: datetime | None = None) -> ClosedPeriod:
     now = now or utcnow()
-    scope = lock_scope(session, scope_key, exclusive=True)
-    period = session.get(TransactionPeriod, scope.open_period_id, populate_existing=True)
-    assert period is not None and period.status == TransactionPeriod.OPEN
-    public_id = allocate_reference(session, now)  # it flushes: before the period changes
-    period.status = TransactionPeriod.CLOSED
-    period.closed_at = now
-    period.public_id = public_id
-    scope.open_period_id = _new_period(session, scope, now).id
-    session.flush()
-    return ClosedPeriod(period.public_id, period.reseller_id, period.terminal_id)
+    connection = session.connection()
+    open_period_id, reseller_id, terminal_id = connection.execute(
+        _LOCK_SCOPE, {"key": scope_key}).one()
+    public_id = allocate_reference(session, now)
+    closed = connection.execute(
+        _CLOSE_PERIOD, {"period_id": open_period_id, "now": now, "new_public_id": public_id})
+    assert closed.rowcount == 1, f"period {open_period_id} of {scope_key} was not open"
+    new_period_id = _open_period(session, scope_key, reseller_id, terminal_id, now)
+    connection.execute(_MOVE_SCOPE, {"scope": scope_key, "new_period_id": new_period_id})
+    return ClosedPeriod(public_id, reseller_id, terminal_id)

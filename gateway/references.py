@@ -8,6 +8,7 @@ import re
 import uuid
 from datetime import datetime
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from storage.models import ErsReferenceAllocation
@@ -26,13 +27,14 @@ def ers_reference(at: datetime, sequence: int) -> str:
     return stamp + f"{sequence % 10**8:08d}"
 
 
+_ALLOCATE = insert(ErsReferenceAllocation)
+
+
 def allocate_reference(session: Session, at: datetime) -> str:
     """A new 25-digit reference stamped with `at`, unique among all the gateway gives out:
     payments, refunds and transaction periods draw from one sequence."""
-    allocation = ErsReferenceAllocation(allocated_at=at)
-    session.add(allocation)
-    session.flush()
-    return ers_reference(at, allocation.id)
+    allocated = session.connection().execute(_ALLOCATE, {"allocated_at": at})
+    return ers_reference(at, int(allocated.inserted_primary_key[0]))
 
 
 def new_terminal_id() -> str:
