@@ -239,7 +239,6 @@ def render_child(argv: list[str]) -> int:
             result["seconds"] = time.perf_counter() - started
         result["bytes"] = os.path.getsize(args.out)
 
-
     result.update(meter.figures())
     db.dispose()
     print(json.dumps(result))

@@ -600,6 +600,56 @@ def print_journal_cost(rows: list[Measurement]) -> None:
         print(line)
 
 
+@dataclass(frozen=True)
+class Target:
+    """Issue 15's target for one operation: its req/s as a share of the canned ceiling's at
+    the same worker count (and the same run), and optionally a p99 bound."""
+
+    operation: str
+    least_share: float
+    p99_ms: float | None = None
+    sqlite_only: bool = False
+
+
+TARGETS = (
+    Target("benchmarkingNop", 0.60),
+    Target("getPaymentStatus (ISSUED)", 0.40),
+    Target("getPaymentStatus (PAID)", 0.35),
+    Target("markTransactionPeriod", 0.15, p99_ms=40.0, sqlite_only=True),
+)
+
+
+def print_targets(rows: list[Measurement], sqlite: bool) -> int:
+    """Every target beside its figure, ok or MISSED; how many were missed."""
+    ceilings = {row.workers: row for row in rows if row.name == CEILING}
+    lines: list[tuple[str, str, str, bool | None]] = []
+    for row in rows:
+        target = next((t for t in TARGETS if t.operation == row.name), None)
+        ceiling = ceilings.get(row.workers)
+        if target is None or ceiling is None or not ceiling.rate:
+            continue
+        label = f"{row.workers}w {row.name}"
+        share = row.rate / ceiling.rate
+        applies = sqlite or not target.sqlite_only
+        lines.append((f"{label}: req/s share of the ceiling", f"{share:.1%}",
+                      f">= {target.least_share:.0%}" if applies else "- (set for SQLite)",
+                      share >= target.least_share if applies else None))
+        if target.p99_ms is not None:
+            p99 = row.percentile(99) * 1000
+            lines.append((f"{label}: p99", f"{p99:.1f} ms",
+                          f"< {target.p99_ms:g} ms" if applies else "- (set for SQLite)",
+                          p99 < target.p99_ms if applies else None))
+    width = max((len(figure) for figure, *_ in lines), default=10)
+    print(f"{'target':<{width}}  {'value':>8}  {'target':<20} met")
+    for figure, value, wanted, met in lines:
+        mark = "" if met is None else ("ok" if met else "MISSED")
+        print(f"{figure:<{width}}  {value:>8}  {wanted:<20} {mark}")
+    missed = sum(1 for *_, met in lines if met is False)
+    print(f"{missed} target(s) MISSED (shares of a ceiling measured in the same run; on a "
+          "busy machine both sides slow down, the shares less than the rates)")
+    return missed
+
+
 def parse_workers(text: str) -> list[int]:
     try:
         counts = [int(part) for part in text.split(",") if part.strip()]
@@ -748,6 +798,8 @@ def run(args: argparse.Namespace, db_url: str, tmp: Path) -> int:
     if args.journal_off_too:
         print_journal_cost(results)
     print(f"(load average {os.getloadavg()[0]:.2f} at the end)")
+    print()
+    print_targets(results, sqlite=db_url.startswith("sqlite"))
     failures = [row for row in results if row.failed]
     if failures:
         print("\nERRORS (these calls did not answer as expected; their figures are suspect):")
