@@ -131,7 +131,7 @@ def _detail_rows(session: Session, scope: ReportScope) -> Iterator[str]:
         return text
 
     special = _SPECIAL.search
-    for batch in stream_rows(session, stmt, _BATCH):
+    for batch in stream_rows(session, stmt, _BATCH, binary=True):
         known = starts.get
         yield "".join([
             f"{known((terminal_id, cashier_id)) or start(terminal_id, cashier_id)}"
