@@ -4,11 +4,12 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.errors import SeqrError
 from gateway.throttle import UNGUARDED, PasswordGuard
+from storage.database import rows_of
 from storage.models import ResellerUser, Terminal
 from wsdl.resultcodes import ResultCode
 
@@ -53,7 +54,7 @@ class Principal:
         return self.kind == TERMINALID
 
 
-def authenticate(session: Session, creds: Credentials | None,
+def authenticate(session: Session | Connection, creds: Credentials | None,
                  guard: PasswordGuard = UNGUARDED) -> Principal:
     """Check the credentials; raise `SeqrError` with 20/29/33/37 as SEQR does.
 
@@ -72,8 +73,8 @@ def authenticate(session: Session, creds: Credentials | None,
     )
 
 
-# Every request authenticates: narrow statements, built once, on the session's connection
-# (an ORM load and a statement built per call cost several times the query itself).
+# Every request authenticates: narrow statements, built once, run on a connection (an ORM
+# load and a statement built per call cost several times the query itself).
 _RESELLER_USER = select(
     ResellerUser.reseller_id, ResellerUser.user_id, ResellerUser.password_hash
 ).where(
@@ -85,10 +86,11 @@ _TERMINAL = select(
 ).where(Terminal.id == bindparam("terminal_id"))
 
 
-def _reseller_user(session: Session, creds: Credentials, guard: PasswordGuard) -> Principal:
+def _reseller_user(session: Session | Connection, creds: Credentials,
+                   guard: PasswordGuard) -> Principal:
     if not creds.principal_id:
         raise SeqrError(ResultCode.INITIATOR_PRINCIPAL_NOT_FOUND, "no reseller id in context")
-    user = session.connection().execute(
+    user = rows_of(session).execute(
         _RESELLER_USER, {"reseller_id": creds.principal_id, "user_id": creds.user_id or ""}
     ).first()
     key = f"{RESELLERUSER}:{creds.principal_id}/{creds.user_id or ''}"
@@ -104,8 +106,9 @@ def _reseller_user(session: Session, creds: Credentials, guard: PasswordGuard) -
     return Principal(RESELLERUSER, user.reseller_id, user_id=user.user_id)
 
 
-def _terminal(session: Session, creds: Credentials, guard: PasswordGuard) -> Principal:
-    terminal = session.connection().execute(
+def _terminal(session: Session | Connection, creds: Credentials,
+              guard: PasswordGuard) -> Principal:
+    terminal = rows_of(session).execute(
         _TERMINAL, {"terminal_id": creds.principal_id}
     ).first() if creds.principal_id else None
     good = guard.check(f"{TERMINALID}:{creds.principal_id or ''}", client_address.get(),

@@ -18,7 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
@@ -37,6 +37,7 @@ from gateway.invoices import (
 )
 from gateway.references import allocate_reference
 from gateway.terminals import seqr_id_holder
+from storage.database import rows_of
 from storage.models import Invoice, Notification, Terminal, Transaction
 from storage.money import money_sum
 from wsdl.resultcodes import ResultCode
@@ -270,7 +271,7 @@ _PEEK = (
 )
 
 
-def peek_payment_status(session: Session, principal: Principal,
+def peek_payment_status(session: Session | Connection, principal: Principal,
                         reference: str | None) -> PaymentStatus | None:
     """A poll that changes nothing, answered without a lock (a read transaction); None when
     the poll must write (it settles or reverses a payment) or fails: ask
@@ -278,7 +279,7 @@ def peek_payment_status(session: Session, principal: Principal,
     terminal_id = require_terminal(principal, "getPaymentStatus")
     if not reference:
         return None
-    row = session.connection().execute(_PEEK, {"reference": reference.strip()}).first()
+    row = rows_of(session).execute(_PEEK, {"reference": reference.strip()}).first()
     if row is None or row.terminal_id != terminal_id or row.awaits_settlement:
         return None
     return _status(row, row.receiver_name)

@@ -84,9 +84,9 @@ class Gateway:
     def get_payment_status(self, creds: Credentials | None,
                            reference: str | None) -> payments.PaymentStatus:
         """A plain poll only reads; one that settles or reverses a payment writes."""
-        with self.db.read() as session:
-            principal = authenticate(session, creds, self.guard)
-            status = payments.peek_payment_status(session, principal, reference)
+        with self.db.read_rows() as connection:
+            principal = authenticate(connection, creds, self.guard)
+            status = payments.peek_payment_status(connection, principal, reference)
             if status is not None:
                 return status
         with self.db.write() as session:
