@@ -133,7 +133,10 @@ class WriterTurn:
 
     def _lock(self, deadline: float) -> bool:
         if self._pid != os.getpid():  # first use in this process (a worker forked with it)
-            self._file = open(self.path, "ab")  # noqa: SIM115 (kept open: the lock lives on it)
+            try:
+                self._file = open(self.path, "ab")  # noqa: SIM115 (the lock lives on it)
+            except OSError:  # no such directory, read-only: SQLite will say what is wrong
+                return False
             self._pid = os.getpid()
         pause = 0.0001
         while True:
