@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from gateway.errors import SeqrError
 from gateway.throttle import UNGUARDED, PasswordGuard
-from storage.database import rows_of
+from storage.database import NarrowQuery, Rows
 from storage.models import ResellerUser, Terminal
 from wsdl.resultcodes import ResultCode
 
@@ -54,7 +54,7 @@ class Principal:
         return self.kind == TERMINALID
 
 
-def authenticate(session: Session | Connection, creds: Credentials | None,
+def authenticate(session: Session | Connection | Rows, creds: Credentials | None,
                  guard: PasswordGuard = UNGUARDED) -> Principal:
     """Check the credentials; raise `SeqrError` with 20/29/33/37 as SEQR does.
 
@@ -73,26 +73,25 @@ def authenticate(session: Session | Connection, creds: Credentials | None,
     )
 
 
-# Every request authenticates: narrow statements, built once, run on a connection (an ORM
-# load and a statement built per call cost several times the query itself).
-_RESELLER_USER = select(
+# Every request authenticates: narrow statements, built once, run on the driver (an ORM
+# load, or even a statement built and executed per call, cost several times the query).
+_RESELLER_USER = NarrowQuery(select(
     ResellerUser.reseller_id, ResellerUser.user_id, ResellerUser.password_hash
 ).where(
     ResellerUser.reseller_id == bindparam("reseller_id"),
     ResellerUser.user_id == bindparam("user_id"),
-)
-_TERMINAL = select(
+))
+_TERMINAL = NarrowQuery(select(
     Terminal.id, Terminal.reseller_id, Terminal.password_hash, Terminal.status
-).where(Terminal.id == bindparam("terminal_id"))
+).where(Terminal.id == bindparam("terminal_id")))
 
 
-def _reseller_user(session: Session | Connection, creds: Credentials,
+def _reseller_user(session: Session | Connection | Rows, creds: Credentials,
                    guard: PasswordGuard) -> Principal:
     if not creds.principal_id:
         raise SeqrError(ResultCode.INITIATOR_PRINCIPAL_NOT_FOUND, "no reseller id in context")
-    user = rows_of(session).execute(
-        _RESELLER_USER, {"reseller_id": creds.principal_id, "user_id": creds.user_id or ""}
-    ).first()
+    user = _RESELLER_USER.first(session, reseller_id=creds.principal_id,
+                                user_id=creds.user_id or "")
     key = f"{RESELLERUSER}:{creds.principal_id}/{creds.user_id or ''}"
     good = guard.check(key, client_address.get(), creds.password,
                        user.password_hash if user is not None else None)
@@ -106,11 +105,10 @@ def _reseller_user(session: Session | Connection, creds: Credentials,
     return Principal(RESELLERUSER, user.reseller_id, user_id=user.user_id)
 
 
-def _terminal(session: Session | Connection, creds: Credentials,
+def _terminal(session: Session | Connection | Rows, creds: Credentials,
               guard: PasswordGuard) -> Principal:
-    terminal = rows_of(session).execute(
-        _TERMINAL, {"terminal_id": creds.principal_id}
-    ).first() if creds.principal_id else None
+    terminal = _TERMINAL.first(session, terminal_id=creds.principal_id) if (
+        creds.principal_id) else None
     good = guard.check(f"{TERMINALID}:{creds.principal_id or ''}", client_address.get(),
                        creds.password, terminal.password_hash if terminal is not None else None)
     if terminal is None:

@@ -37,7 +37,7 @@ from gateway.invoices import (
 )
 from gateway.references import allocate_reference
 from gateway.terminals import seqr_id_holder
-from storage.database import rows_of
+from storage.database import NarrowQuery, Rows
 from storage.models import Invoice, Notification, Terminal, Transaction
 from storage.money import money_sum
 from wsdl.resultcodes import ResultCode
@@ -261,7 +261,7 @@ def update_invoice(session: Session, principal: Principal, reference: str | None
 
 
 # The once-a-second poll: one narrow statement, built once, for what the answer holds.
-_PEEK = (
+_PEEK = NarrowQuery(
     select(Invoice.reference, Invoice.terminal_id, Invoice.status, Invoice.version,
            Invoice.awaits_settlement.label("awaits_settlement"), Invoice.paid_at,
            Invoice.payment_reference, Invoice.client_invoice_id, Invoice.payer_id,
@@ -271,7 +271,7 @@ _PEEK = (
 )
 
 
-def peek_payment_status(session: Session | Connection, principal: Principal,
+def peek_payment_status(session: Session | Connection | Rows, principal: Principal,
                         reference: str | None) -> PaymentStatus | None:
     """A poll that changes nothing, answered without a lock (a read transaction); None when
     the poll must write (it settles or reverses a payment) or fails: ask
@@ -279,7 +279,7 @@ def peek_payment_status(session: Session | Connection, principal: Principal,
     terminal_id = require_terminal(principal, "getPaymentStatus")
     if not reference:
         return None
-    row = rows_of(session).execute(_PEEK, {"reference": reference.strip()}).first()
+    row = _PEEK.first(session, reference=reference.strip())
     if row is None or row.terminal_id != terminal_id or row.awaits_settlement:
         return None
     return _status(row, row.receiver_name)
