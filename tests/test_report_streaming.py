@@ -117,6 +117,7 @@ def test_a_ready_answer_streams_byte_for_byte_as_the_whole_one(server, tmp_path)
     document = base64.b64decode(re.search(rb"<content>([^<]*)</content>", whole).group(1))
     assert len(document) > CHUNK_BYTES  # the answer was streamed from more than one chunk
     assert document.count(b"<Row>") == ROWS
+    assert b"<contentString><![CDATA[" + document[:60] in whole  # the manual's shape
     assert _http_1_0(server.port, request) == whole
 
 

@@ -1,22 +1,23 @@
 """A ready executeReport answer written to the socket from the stored chunks.
 
-The SOAP serializer makes the answer as for any other operation, except that the report's
-`content` and `contentString` hold two placeholders (`Placeholders`). The envelope it
-writes around them is therefore the one and only text of the answer's envelope; here the
+The answer is written as any other (`envelope.response`), except that the report's
+`content` and `contentString` hold two placeholders (`Placeholders`). The envelope written
+around them is therefore the one and only text of the answer's envelope; here the
 placeholders are replaced, while the answer is sent, by the document read chunk by chunk
 from the database:
 
 - `content`: base64, the chunks' bytes carried over to the next chunk so that every piece
   encodes a multiple of 3 bytes (1 MiB chunks are not), the same text as encoding it whole;
-- `contentString`: the document as element text, escaped as lxml escapes it (`&`, `<`, `>`,
-  a carriage return), or, when the serializer put the placeholder in a CDATA section, the
-  document as it is with any `]]>` split across two sections.
+- `contentString`: when the placeholder stands in a CDATA section (the manual's shape, as
+  `envelope` writes it), the document as it is with any `]]>` split across two sections, one
+  across two chunks too; otherwise the document as element text, escaped as lxml escapes it
+  (`&`, `<`, `>`, a carriage return).
 
 Each pass reads the chunks in a thread of its own, a chunk or two ahead (`prefetched`). So
-nothing holds the whole document, and the body is byte for byte the one the serializer
-would have written with the document in it (tests/test_report_streaming.py compares them).
-The length is not known before the document has been read, so the answer goes without a
-Content-Length: chunked on HTTP/1.1, delimited by closing the connection on HTTP/1.0.
+nothing holds the whole document, and the body is byte for byte the one `envelope` writes
+with the document in it (tests/test_report_streaming.py compares them). The length is not
+known before the document has been read, so the answer goes without a Content-Length:
+chunked on HTTP/1.1, delimited by closing the connection on HTTP/1.0.
 """
 
 import base64
