@@ -13,6 +13,7 @@ request with any deviation is refused too, naming them. The SOAPAction header an
 """
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,12 +68,24 @@ def client_fault(reason: str) -> SoapFaultError:
     return SoapFaultError(envelope.CLIENT, reason)
 
 
+_per_thread = threading.local()
+
+
+def _parser() -> Any:
+    """This thread's hardened parser: made once (making one cost as much as parsing a poll),
+    and never shared, since an lxml parser serves one thread at a time."""
+    parser = getattr(_per_thread, "parser", None)
+    if parser is None:
+        parser = _per_thread.parser = etree.XMLParser(**_PARSER_OPTIONS)
+    return parser
+
+
 def parse_envelope(body: bytes) -> Any:
     """The envelope's root element, or a Client fault."""
     if not body.strip():
         raise client_fault("empty request body: expected a SOAP envelope")
     try:
-        root = etree.fromstring(body, etree.XMLParser(**_PARSER_OPTIONS))
+        root = etree.fromstring(body, _parser())
     except etree.XMLSyntaxError as error:
         raise client_fault(f"malformed XML: {error}") from None
     if root.getroottree().docinfo.doctype:
