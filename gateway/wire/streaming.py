@@ -153,6 +153,10 @@ def cdata_pieces(chunks: Iterable[bytes]) -> Iterator[bytes]:
     carry = b""
     for chunk in chunks:
         data = carry + chunk if carry else chunk
+        if b"]" not in data:  # memchr: most documents hold no "]" at all, nothing to split
+            carry = b""
+            yield data
+            continue
         keep = 2 if data.endswith(b"]]") else 1 if data.endswith(b"]") else 0
         carry = data[len(data) - keep:] if keep else b""
         ready = data[:len(data) - keep] if keep else data
