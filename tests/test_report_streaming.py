@@ -7,12 +7,14 @@ import random
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from xml.sax.saxutils import escape
 
 import pytest
+import requests
 from lxml import etree
 
 from gateway import terminals
@@ -119,6 +121,24 @@ def test_a_ready_answer_streams_byte_for_byte_as_the_whole_one(server, tmp_path)
     assert document.count(b"<Row>") == ROWS
     assert b"<contentString><![CDATA[" + document[:60] in whole  # the manual's shape
     assert _http_1_0(server.port, request) == whole
+    # the journal keeps the envelope, saying what was streamed
+    journaled = _journaled_answer(server.base, period.transaction_period_id)
+    assert f"(the {len(document)}-byte document, streamed)" in journaled
+    assert f"(base64 of the {len(document)}-byte document, streamed)" in journaled
+
+
+def _journaled_answer(base: str, period_id: str) -> str:
+    """A ready executeReport answer of the period in the request journal (which is written
+    in the background)."""
+    for _ in range(100):
+        found = [entry["response"] for entry in requests.get(
+            base + "/admin/requests", params={"limit": 20}, timeout=10).json()
+            if entry["operation"] == "executeReport" and "<resultCode>0<" in entry["response"]
+            and period_id in entry["response"]]
+        if found:
+            return found[0]
+        time.sleep(0.1)
+    raise AssertionError("no journal entry of the answer")
 
 
 def _http_1_0(port: int, body: bytes) -> bytes:
