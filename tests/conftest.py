@@ -43,6 +43,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `once` check what no database can change (the wire, the HTTP worker, the
+    browser): they run on SQLite only, which keeps the suite's PostgreSQL half for storage."""
+    once = pytest.mark.skip(reason="marked once: the database cannot change what it checks")
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if (item.get_closest_marker("once") is not None and callspec is not None
+                and callspec.params.get("database_backend") == POSTGRESQL):
+            item.add_marker(once)
+
+
 @pytest.fixture(scope="session", params=[SQLITE, POSTGRESQL], autouse=True)
 def database_backend(request: pytest.FixtureRequest) -> Iterator[str]:
     """Every test runs on SQLite, and again on PostgreSQL when SEQR_TEST_DATABASE_URL is set."""

@@ -23,7 +23,7 @@ import requests
 from client import Invoice, InvoiceRow, SeqrClient, ServiceBusyError
 from tests.support.servers import GatewayServer, Shop, make_shop
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, pytest.mark.once]
 
 TOKEN = "console-test-token"
 CHROMIUM = shutil.which("chromium")

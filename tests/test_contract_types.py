@@ -46,6 +46,8 @@ from tests.support.official import (
 )
 from tests.support.servers import GatewayServer
 
+pytestmark = pytest.mark.once
+
 # --- the normaliser ------------------------------------------------------------------------
 
 

@@ -42,6 +42,8 @@ from tests.support.official import sample
 from tests.support.servers import GatewayServer, InProcess, Shop, make_shop
 from wsdl.resultcodes import ResultCode
 
+pytestmark = pytest.mark.once
+
 LIMIT = 1024 * 1024  # the default --max-body-bytes
 SOAP12_ENV = "http://www.w3.org/2003/05/soap-envelope"
 LEAKS = ("Traceback", 'File "', "NoneType", "AttributeError", "<html")

@@ -35,6 +35,8 @@ from tests.support.envelopes import (
 from tests.support.servers import GatewayServer, InProcess, make_shop
 from tests.support.wire import check_response, result
 
+pytestmark = pytest.mark.once
+
 ALIAS_PATH = "/soap/merchant/cashregister-2"
 
 

@@ -27,6 +27,8 @@ from tests.support.wire import check_response, result
 from wsdl import TARGET_NAMESPACE
 from wsdl.catalog import REPORTS
 
+pytestmark = pytest.mark.once
+
 MANUAL = Path(__file__).resolve().parent / "data" / "manual"
 PLACEHOLDERS = re.compile(rb"\b(RESELLER_ID|RESELLER_PASSWORD|TERMINAL_ID|TERMINAL_PASSWORD|"
                           rb"SEQR_ID|INVOICE_REFERENCE|ERS_REFERENCE|TRANSACTION_PERIOD_ID)\b")

@@ -20,7 +20,7 @@ from lxml import etree
 from tests.support.envelopes import PERIOD_RE
 from tests.support.servers import GatewayServer, make_shop
 
-pytestmark = pytest.mark.e2e  # .ci/run runs it on every supported Python
+pytestmark = [pytest.mark.e2e, pytest.mark.once]  # .ci/run runs it on every supported Python
 
 SCRIPT = Path(__file__).resolve().parent / "clients" / "certification.php"
 

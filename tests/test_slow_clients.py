@@ -23,7 +23,7 @@ import requests
 from tests.support.envelopes import SOAP_PATH, context_xml, envelope
 from tests.support.servers import GatewayServer, Shop, make_shop
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, pytest.mark.once]
 
 DEADLINE = 1.5  # --request-read-timeout of these servers
 SLACK = 1.0  # the server's loop and a busy machine
