@@ -268,6 +268,8 @@ class Invoice(Base):
     PAID = "PAID"
     CANCELED = "CANCELED"
     FAILED = "FAILED"
+    #: the contract's invoiceStatus, in the WSDL's order
+    STATUSES = (ISSUED, PAID, PENDING_ISSUER_ACKNOWLEDGE, CANCELED, FAILED, RESERVED)
 
     reference: Mapped[str] = mapped_column(String(13), primary_key=True)
     reseller_id: Mapped[str] = mapped_column(ForeignKey("resellers.id"))

@@ -39,6 +39,7 @@ from gateway.reports.requests import ReportDocumentOut
 from gateway.service import Gateway
 from gateway.wire import deviations, metrics, streaming
 from gateway.wire.deviations import Deviation
+from storage.models import Invoice as StoredInvoice
 from wsdl import TARGET_NAMESPACE
 from wsdl.resultcodes import ResultCode
 
@@ -91,17 +92,9 @@ def _members(model: type) -> tuple[tuple[str, Any, Any], ...]:
 
 # --- simple types --------------------------------------------------------------------------
 
-PaymentMode = Enum(
-    "IMMEDIATE_DEBIT", "RESERVATION_DESIRED", "RESERVATION_REQUIRED", type_name="paymentMode"
-)
-AcknowledgmentMode = Enum(
-    "NO_ACKNOWLEDGMENT", "OPTIONAL_ACKNOWLEDGMENT", "REQUIRE_ACKNOWLEDGMENT",
-    type_name="acknowledgmentMode",
-)
-InvoiceStatus = Enum(
-    "ISSUED", "PAID", "PENDING_ISSUER_ACKNOWLEDGE", "CANCELED", "FAILED", "RESERVED",
-    type_name="invoiceStatus",
-)
+PaymentMode = Enum(*invoices.PAYMENT_MODES, type_name="paymentMode")
+AcknowledgmentMode = Enum(*invoices.ACKNOWLEDGMENT_MODES, type_name="acknowledgmentMode")
+InvoiceStatus = Enum(*StoredInvoice.STATUSES, type_name="invoiceStatus")
 
 
 # --- request types ---------------------------------------------------------------------------

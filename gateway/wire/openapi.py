@@ -4,6 +4,7 @@ from typing import Any
 
 from gateway.control import fixtures
 from gateway.control.faults import EFFECTS
+from storage.models import Invoice
 
 
 def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
@@ -166,8 +167,7 @@ DOCUMENT: dict[str, Any] = {
             "parameters": [
                 _query("shop", {"type": "string"}, "reseller id"),
                 _query("terminal", {"type": "string"}, "terminalId"),
-                _query("status", {"enum": ["ISSUED", "PENDING_ISSUER_ACKNOWLEDGE", "RESERVED",
-                                           "PAID", "CANCELED", "FAILED"]}, "status"),
+                _query("status", {"enum": list(Invoice.STATUSES)}, "status"),
                 _LIMIT,
             ],
             "responses": {"200": _json({"type": "array", "items": _ref("Invoice")}), **_ERRORS},
