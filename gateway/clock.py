@@ -114,6 +114,28 @@ def reset(session: Session) -> ClockState:
     return _store(session, ClockState())
 
 
+def change(session: Session, action: str, *, seconds: float | None = None,
+           at: datetime | None = None) -> ClockState:
+    """One change by its name, as the admin API, the console and the CLI ask for it:
+    freeze, resume, reset, advance (by `seconds`) or set (to `at`). ValueError says what is
+    missing or unknown."""
+    if action == "freeze":
+        return freeze(session)
+    if action == "resume":
+        return resume(session)
+    if action == "reset":
+        return reset(session)
+    if action == "advance":
+        if seconds is None:
+            raise ValueError("advance needs seconds (a number)")
+        return advance(session, seconds)
+    if action == "set":
+        if at is None:
+            raise ValueError("set needs a time")
+        return set_time(session, at)
+    raise ValueError("action must be freeze, set, advance, resume or reset")
+
+
 class Clock:
     """`now()` for one process: the stored state, reread at most every `refresh` seconds."""
 

@@ -154,18 +154,11 @@ def _clock(args: argparse.Namespace, db: Database, _settings: Settings) -> Any:
             return clock.read_state(session).as_dict(utcnow())
     if args.action in ("advance", "set") and args.value is None:
         raise ValueError(f"clock {args.action} needs a value")
+    seconds = float(args.value) if args.action == "advance" else None
+    at = (datetime.fromisoformat(args.value.replace("Z", "+00:00"))
+          if args.action == "set" else None)
     with db.write() as session:
-        if args.action == "freeze":
-            new = clock.freeze(session)
-        elif args.action == "resume":
-            new = clock.resume(session)
-        elif args.action == "reset":
-            new = clock.reset(session)
-        elif args.action == "advance":
-            new = clock.advance(session, float(args.value))
-        else:
-            new = clock.set_time(session, datetime.fromisoformat(args.value.replace("Z",
-                                                                                     "+00:00")))
+        new = clock.change(session, args.action, seconds=seconds, at=at)
     clock.settle()
     return new.as_dict(utcnow())
 

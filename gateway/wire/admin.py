@@ -155,23 +155,16 @@ class Admin:
         body = _body_json(environ, self.settings.max_body_bytes)
         if not isinstance(body, dict):
             raise _bad("send a JSON object such as {\"action\": \"advance\", \"seconds\": 20}")
-        action = body.get("action")
-        with self.db.write() as session:
-            if action == "freeze":
-                new = clock.freeze(session)
-            elif action == "resume":
-                new = clock.resume(session)
-            elif action == "reset":
-                new = clock.reset(session)
-            elif action == "advance":
-                seconds = body.get("seconds")
-                if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-                    raise _bad("advance needs seconds (a number)")
-                new = clock.advance(session, float(seconds))
-            elif action == "set":
-                new = clock.set_time(session, _time(body.get("at"), "at"))
-            else:
-                raise _bad("action must be freeze, set, advance, resume or reset")
+        action = str(body.get("action"))
+        seconds = body.get("seconds")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            seconds = None
+        at = _time(body.get("at"), "at") if action == "set" else None
+        try:
+            with self.db.write() as session:
+                new = clock.change(session, action, seconds=seconds, at=at)
+        except ValueError as error:
+            raise _bad(str(error)) from None
         clock.settle()
         return new.as_dict(utcnow())
 

@@ -480,19 +480,10 @@ class Console:
         form = request.form
         action = form.get("action", "")
         try:
+            seconds = float(form.get("seconds", "")) if action == "advance" else None
+            at = _utc(form.get("at", "")) if action == "set" else None
             with self.db.write() as session:
-                if action == "freeze":
-                    new = clock.freeze(session)
-                elif action == "resume":
-                    new = clock.resume(session)
-                elif action == "reset":
-                    new = clock.reset(session)
-                elif action == "advance":
-                    new = clock.advance(session, float(form.get("seconds", "")))
-                elif action == "set":
-                    new = clock.set_time(session, _utc(form.get("at", "")))
-                else:
-                    raise ValueError("choose freeze, resume, advance, set or real time")
+                new = clock.change(session, action, seconds=seconds, at=at)
         except ValueError as error:
             return self._answer(request, "400 Bad Request", f"Clock not changed: {error}.",
                                 None)
