@@ -39,6 +39,7 @@ from gateway.reports.requests import ReportDocumentOut
 from gateway.service import Gateway
 from gateway.wire import deviations, metrics, streaming
 from gateway.wire.deviations import Deviation
+from storage import jobs
 from storage.models import Invoice as StoredInvoice
 from wsdl import TARGET_NAMESPACE
 from wsdl.resultcodes import ResultCode
@@ -520,9 +521,13 @@ def from_payment_status(status: payments.PaymentStatus) -> dict[str, Any]:
 
 def from_report(call: Call, document: ReportDocumentOut) -> dict[str, Any]:
     """The ready report: its document in place, or, when answers are streamed, placeholders
-    that the WSGI app replaces with the stored chunks as it sends the answer."""
+    that the WSGI app replaces with the stored chunks as it sends the answer.
+
+    A document of one stored chunk or less is read here, inside the call: a database that
+    fails then still gets the register a whole answer (94), where a stream cut short could
+    only break the connection. Larger ones are streamed, so none is held whole."""
     gateway = call.gateway
-    if call.stream_reports:
+    if call.stream_reports and document.size > jobs.CHUNK_BYTES:
         call.streamed = streaming.StreamedReport(lambda: gateway.report_chunks(document),
                                                  document.size)
         marks = streaming.PLACEHOLDERS
