@@ -5,6 +5,8 @@ import pytest
 from gateway.cli.main import _settings, build_parser
 from gateway.config import Settings
 
+pytestmark = pytest.mark.once
+
 
 def test_serve_flags_reach_the_settings() -> None:
     args = build_parser().parse_args([

@@ -24,6 +24,8 @@ from tests.support.domain import fresh_db, new_shop, new_terminal
 from tests.support.envelopes import context_xml, envelope
 from tests.support.servers import GatewayServer, make_shop
 
+pytestmark = pytest.mark.once
+
 OWNER = Credentials("RESELLERUSER", "shop-1", "9900", "secret-pw")
 
 

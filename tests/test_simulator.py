@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 from lxml import etree
 
@@ -364,6 +365,7 @@ def test_wrong_methods_and_paths(server: GatewayServer, shop: Shop) -> None:
 # --- switches: --no-simulator, SEQR_ADMIN_TOKEN ------------------------------------------------
 
 
+@pytest.mark.once
 def test_no_simulator(tmp_path: Path) -> None:
     with own_server(tmp_path, "--no-simulator") as gateway:
         till = Till.register(gateway, own_shop(gateway))
@@ -380,6 +382,7 @@ def test_no_simulator(tmp_path: Path) -> None:
         assert till.operation("cancelInvoice", reference) == 0
 
 
+@pytest.mark.once
 def test_admin_token(tmp_path: Path) -> None:
     token = "tok-" + uuid.uuid4().hex
     with own_server(tmp_path, env={"SEQR_ADMIN_TOKEN": token}) as gateway:
@@ -511,6 +514,7 @@ def simulate_cli(gateway: GatewayServer | str, *args: str,
     )
 
 
+@pytest.mark.once
 def test_cli_actions(server: GatewayServer, shop: Shop) -> None:
     till = Till.register(server, shop)
     reference = till.send(ack=REQUIRE_ACK)
@@ -546,6 +550,7 @@ def test_cli_actions(server: GatewayServer, shop: Shop) -> None:
     assert unknown.returncode == 1 and "404" in unknown.stderr
 
 
+@pytest.mark.once
 def test_cli_pay_by_seqr_id(server: GatewayServer, shop: Shop) -> None:
     till = Till.register(server, shop)
     sticker = "CLI" + uuid.uuid4().hex[:10].upper()
@@ -570,6 +575,7 @@ def test_cli_pay_by_seqr_id(server: GatewayServer, shop: Shop) -> None:
     assert till.poll(other) == Seen("ISSUED", 1, None, None)
 
 
+@pytest.mark.once
 def test_cli_every_action_by_seqr_id(server: GatewayServer, shop: Shop) -> None:
     """scan, fail and reserve reach the till's newest open invoice through its sticker too."""
     till = Till.register(server, shop)
@@ -590,6 +596,7 @@ def test_cli_every_action_by_seqr_id(server: GatewayServer, shop: Shop) -> None:
     assert till.poll(required).status == "RESERVED"
 
 
+@pytest.mark.once
 def test_cli_by_seqr_id_waits_for_the_till_to_send(server: GatewayServer, shop: Shop) -> None:
     """A buyer at the counter before the cashier: --wait gives the till time to send."""
     till = Till.register(server, shop)
@@ -615,6 +622,7 @@ def test_cli_by_seqr_id_waits_for_the_till_to_send(server: GatewayServer, shop: 
     described(json.loads(out), till, reference, "PAID", 2)
 
 
+@pytest.mark.once
 def test_cli_gateway_url_with_the_soap_path_says_so(server: GatewayServer) -> None:
     answer = simulate_cli(server.endpoint, "pay", "1234567890123")
     assert answer.returncode == 1
@@ -648,6 +656,7 @@ def not_a_gateway(status: int, content_type: str, body: bytes) -> Iterator[str]:
             other.shutdown()
 
 
+@pytest.mark.once
 def test_cli_unexpected_answers() -> None:
     """No traceback whatever answers: a readable message, and exit 2 unless refused (4xx)."""
     cases = [
@@ -662,6 +671,7 @@ def test_cli_unexpected_answers() -> None:
         assert message in answer.stderr and "Traceback" not in answer.stderr, answer
 
 
+@pytest.mark.once
 def test_cli_unreachable_gateway() -> None:
     nowhere = f"http://127.0.0.1:{free_port()}"
     answer = simulate_cli(nowhere, "pay", "1234567890123")

@@ -29,6 +29,8 @@ from tests.support.servers import GatewayServer, Shop
 from tests.support.wire import check_response, register_terminal, result
 from wsdl import report_schema
 
+pytestmark = pytest.mark.once
+
 SAMPLE_NAMES = sorted(p.name for p in SAMPLES.glob("*.xml"))
 REPORT_SAMPLE = re.compile(r"^executeReport-(STD_RECON_00\d)\.xml$")
 TERMINAL_REPORTS = {"STD_RECON_006", "STD_RECON_007"}
