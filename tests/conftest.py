@@ -36,8 +36,20 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         pytest.exit(f"SEQR_TEST_DATABASE_URL={url} is unreachable: {error}", returncode=3)
 
 
+@pytest.fixture(autouse=True)
+def _reads_stay_in_the_repository() -> Iterator[None]:
+    """A read outside the repository fails the test that made it, even if the code that did
+    it caught the refusal (a failure in the test's teardown: it reaches pytest-xdist's
+    controller as any other does)."""
+    before = len(isolation.refused)
+    yield
+    read = isolation.refused[before:]
+    if read:
+        pytest.fail(f"read outside the repository: {sorted(set(read))}")
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """A read outside the repository fails the run, even if the code that did it caught it."""
+    """A read outside any test (collection, session fixtures) fails the run too."""
     if isolation.refused and exitstatus == 0:
         print(f"\nread outside the repository: {sorted(set(isolation.refused))}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -5,7 +5,8 @@ it (the SEQR documentation). A test that read from there would pass here and fai
 user, so any open (or directory listing) of a path under the repository's parent folder
 `shared` is refused while the suite runs, whether that folder exists or not. The refusal is a
 `ReadOutsideRepositoryError` (not an OSError, so that no "file missing" fallback swallows it), and
-is also recorded, so that `pytest_sessionfinish` fails the run if some code caught it anyway.
+is also recorded, so that the test (or, outside any test, the run) fails if some code caught
+it anyway (tests/conftest.py).
 
 The guard sees what Python opens; a C library reading a path itself (lxml parsing a file
 name) and the gateway processes the tests start are out of its sight. So `.ci/run` goes
