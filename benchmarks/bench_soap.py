@@ -444,20 +444,25 @@ def process_tree_cpu(pid: int | None) -> float | None:
     return total
 
 
-def client(port: int, body: bytes, expected: int, must_contain: bytes | None, warmup: float,
+def client(targets: list[tuple[int, bytes, int, bytes | None]], warmup: float,
            duration: float, barrier: Any, results: Any) -> None:
-    """One sequential client: warm up, then send requests for `duration` seconds."""
-    conn = http.client.HTTPConnection(HOST, port, timeout=60)
-    latencies: list[float] = []
-    errors: Counter[str] = Counter()
-    size = 0
+    """One sequential client: warm up, then send requests for `duration` seconds, to each of
+    the targets (port, body, expected resultCode, text the answer must hold) in turn."""
+    connections = [http.client.HTTPConnection(HOST, port, timeout=60) for port, *_ in targets]
+    latencies: list[list[float]] = [[] for _ in targets]
+    errors: list[Counter[str]] = [Counter() for _ in targets]
+    sizes = [0 for _ in targets]
     barrier.wait()
     measure_from = time.perf_counter() + warmup
     end = measure_from + duration
+    turn = 0
     while True:
         start = time.perf_counter()
         if start >= end:
             break
+        index, turn = turn, (turn + 1) % len(targets)
+        conn = connections[index]
+        _, body, expected, must_contain = targets[index]
         try:
             conn.request("POST", SOAP_PATH, body, HEADERS)
             response = conn.getresponse()
@@ -478,43 +483,54 @@ def client(port: int, body: bytes, expected: int, must_contain: bytes | None, wa
         if start < measure_from:
             continue
         if problem is None:
-            latencies.append(stop - start)
-            size = len(data)
+            latencies[index].append(stop - start)
+            sizes[index] = len(data)
         else:
-            errors[problem] += 1
-    conn.close()
-    results.put((latencies, dict(errors), size))
+            errors[index][problem] += 1
+    for conn in connections:
+        conn.close()
+    results.put([(latencies[i], dict(errors[i]), sizes[i]) for i in range(len(targets))])
 
 
 def measure(operation: Operation, workers: int, clients: int, warmup: float,
             duration: float) -> Measurement:
+    return measure_together([operation], workers, clients, warmup, duration)[0]
+
+
+def measure_together(operations: list[Operation], workers: int, clients: int, warmup: float,
+                     duration: float) -> list[Measurement]:
+    """The operations measured at once: every client sends to each in turn. With one, its
+    rate is what the clients got. With several, each one's `duration` is the time the
+    clients spent waiting for it (per client), so that its rate is what these clients would
+    get from it alone at the same answer times: a comparison in which every operation meets
+    the same moments of the machine (on a machine whose speed varies by the second, as this
+    one's does, measuring one after the other compares the moments as much as the servers)."""
     context = mp.get_context("spawn")
     barrier = context.Barrier(clients + 1)
     results = context.Queue()
+    targets = [(op.port, op.body, op.expected, op.must_contain) for op in operations]
     processes = [
-        context.Process(
-            target=client,
-            args=(operation.port, operation.body, operation.expected, operation.must_contain,
-                  warmup, duration, barrier, results),
-        )
+        context.Process(target=client, args=(targets, warmup, duration, barrier, results))
         for _ in range(clients)
     ]
-    outcome = Measurement(operation.name, duration, workers)
+    outcomes = [Measurement(op.name, duration, workers) for op in operations]
     try:
         for process in processes:
             process.start()
         barrier.wait(timeout=60)  # every client started and imported: go
         time.sleep(warmup)
-        cpu_before = process_tree_cpu(operation.pid)
+        cpu_before = [process_tree_cpu(op.pid) for op in operations]
         time.sleep(duration)
-        cpu_after = process_tree_cpu(operation.pid)
-        if cpu_before is not None and cpu_after is not None:
-            outcome.server_cpu = cpu_after - cpu_before
+        cpu_after = [process_tree_cpu(op.pid) for op in operations]
+        for outcome, before, after in zip(outcomes, cpu_before, cpu_after, strict=True):
+            if before is not None and after is not None:
+                outcome.server_cpu = after - before
         for _ in processes:
-            latencies, errors, size = results.get(timeout=warmup + duration + 120)
-            outcome.latencies += latencies
-            outcome.errors.update(errors)
-            outcome.response_bytes = max(outcome.response_bytes, size)
+            for outcome, (latencies, errors, size) in zip(
+                    outcomes, results.get(timeout=warmup + duration + 120), strict=True):
+                outcome.latencies += latencies
+                outcome.errors.update(errors)
+                outcome.response_bytes = max(outcome.response_bytes, size)
         for process in processes:
             process.join(30)
     finally:
@@ -522,7 +538,10 @@ def measure(operation: Operation, workers: int, clients: int, warmup: float,
             if process.is_alive():
                 process.terminate()
                 process.join()
-    return outcome
+    if len(outcomes) > 1:
+        for outcome in outcomes:
+            outcome.duration = sum(outcome.latencies) / clients
+    return outcomes
 
 
 def merge(rounds: list[Measurement]) -> Measurement:
@@ -578,19 +597,23 @@ def print_table(rows: list[Measurement]) -> None:
         print(line)
 
 
+ON = " [journal on]"
 OFF = " [journal off]"
 
 
 def print_journal_cost(rows: list[Measurement]) -> None:
-    """Each operation's req/s with the journal on against the same with it off."""
+    """Each operation's req/s with the journal on against the same with it off, measured
+    together (`measure_together`: each client sends to the two gateways in turn)."""
     off = {(row.workers, row.name[: -len(OFF)]): row for row in rows if row.name.endswith(OFF)}
-    print("\nthe request journal's cost, journal on / off (same run, same database); server "
-          "CPU per request is what other load on the machine skews least:")
+    print("\nthe request journal's cost, journal on / off (same run, same database; each client "
+          "sending to the two gateways in turn, so that both meet the same moments of the "
+          "machine; req/s = clients / mean answer time):")
     for row in rows:
-        twin = off.get((row.workers, row.name))
+        name = row.name[: -len(ON)] if row.name.endswith(ON) else None
+        twin = off.get((row.workers, name)) if name else None
         if twin is None or not twin.rate:
             continue
-        line = (f"  {row.workers}w {row.name}: {row.rate:.1f} / {twin.rate:.1f} req/s = "
+        line = (f"  {row.workers}w {name}: {row.rate:.1f} / {twin.rate:.1f} req/s = "
                 f"{row.rate / twin.rate:.1%}; p50 {row.percentile(50) * 1000:.2f} / "
                 f"{twin.percentile(50) * 1000:.2f} ms")
         on_cpu, off_cpu = row.cpu_per_request, twin.cpu_per_request
@@ -679,6 +702,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="transactions in the reported period (default 100)")
     parser.add_argument("--no-paid-poll", action="store_true",
                         help="leave out getPaymentStatus of a PAID invoice")
+    parser.add_argument("--only", type=lambda text: [w.strip().lower() for w in text.split(",")],
+                        metavar="WORD,WORD,...",
+                        help="measure only the operations whose names contain one of these "
+                        "words, e.g. nop,issued (the ceiling is always measured)")
     parser.add_argument("--journal-off-too", action="store_true",
                         help="also run a gateway with the request journal off "
                         "(--journal-size 0) and measure every operation on both, interleaved")
@@ -729,6 +756,7 @@ def run(args: argparse.Namespace, db_url: str, tmp: Path) -> int:
     period_id = ""
     invoices: Invoices | None = None
     results: list[Measurement] = []
+    journal_pairs: list[Measurement] = []  # --journal-off-too: measured as pairs
     for workers in worker_counts:
         servers: list[Server] = []
         try:
@@ -767,28 +795,37 @@ def run(args: argparse.Namespace, db_url: str, tmp: Path) -> int:
                 Operation("executeReport 003 (READY)", gateway.port,
                           report_envelope(period_id)),
             ]
+            if args.only:  # the ceiling always, and the operations named
+                plan = [op for op in plan if op.port == canned.port
+                        or any(word in op.name.lower() for word in args.only)]
             gateway_pid = gateway.process.pid if gateway.process else None
             plan = [op if op.port != gateway.port else
                     Operation(op.name, op.port, op.body, op.expected, op.must_contain,
                               gateway_pid) for op in plan]
-            if unjournaled is not None:  # each operation on the journal-less twin right after
+            pairs: list[list[Operation]] = []
+            if unjournaled is not None:  # each operation, and the same on the journal-less twin
                 unjournaled_pid = unjournaled.process.pid if unjournaled.process else None
-                plan = [twin for op in plan for twin in (
-                    [op] if op.port == canned.port else
-                    [op, Operation(op.name + OFF, unjournaled.port, op.body, op.expected,
-                                   op.must_contain, unjournaled_pid)])]
-            rounds: dict[str, list[Measurement]] = {op.name: [] for op in plan}
+                pairs = [[Operation(op.name + ON, op.port, op.body, op.expected,
+                                    op.must_contain, op.pid),
+                          Operation(op.name + OFF, unjournaled.port, op.body, op.expected,
+                                    op.must_contain, unjournaled_pid)]
+                         for op in plan if op.port == gateway.port]
+            rounds: dict[str, list[Measurement]] = {
+                op.name: [] for op in plan + [op for pair in pairs for op in pair]}
             for round_number in range(1, args.rounds + 1):
-                for operation in plan:
-                    result = measure(operation, workers, args.clients, args.warmup,
-                                     args.duration)
-                    rounds[operation.name].append(result)
-                    print(f"  {workers}w round {round_number} {operation.name}: "
-                          f"{result.rate:.1f} req/s, p50 {result.percentile(50) * 1000:.2f} ms, "
-                          f"p99 {result.percentile(99) * 1000:.2f} ms, {result.failed} errors"
-                          + (f", server CPU {result.cpu_per_request * 1000:.3f} ms/request"
-                             if result.cpu_per_request else ""), flush=True)
+                for group in [[op] for op in plan] + pairs:
+                    measured = measure_together(group, workers, args.clients, args.warmup,
+                                                args.duration)
+                    for result in measured:
+                        rounds[result.name].append(result)
+                        print(f"  {workers}w round {round_number} {result.name}: "
+                              f"{result.rate:.1f} req/s, p50 {result.percentile(50) * 1000:.2f} "
+                              f"ms, p99 {result.percentile(99) * 1000:.2f} ms, {result.failed} "
+                              "errors" + (f", server CPU {result.cpu_per_request * 1000:.3f} "
+                                          "ms/request" if result.cpu_per_request else ""),
+                              flush=True)
             results += [merge(rounds[op.name]) for op in plan]
+            journal_pairs += [merge(rounds[op.name]) for pair in pairs for op in pair]
         finally:
             for server in reversed(servers):
                 server.stop()
@@ -796,11 +833,11 @@ def run(args: argparse.Namespace, db_url: str, tmp: Path) -> int:
     print()
     print_table(results)
     if args.journal_off_too:
-        print_journal_cost(results)
+        print_journal_cost(journal_pairs)
     print(f"(load average {os.getloadavg()[0]:.2f} at the end)")
     print()
     print_targets(results, sqlite=db_url.startswith("sqlite"))
-    failures = [row for row in results if row.failed]
+    failures = [row for row in results + journal_pairs if row.failed]
     if failures:
         print("\nERRORS (these calls did not answer as expected; their figures are suspect):")
         for row in failures:
