@@ -242,6 +242,7 @@ def serve_in_process(workdir: Path, fixture: dict[str, Any]) -> Iterator[SeqrGat
         server.shutdown()
         server.server_close()
         app.db.dispose()
+        app.journal.db.dispose()
 
 
 @pytest.fixture(scope=_scope)

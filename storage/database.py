@@ -7,7 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -50,9 +50,16 @@ class Database:
         self._writer = sessionmaker(
             self.engine.execution_options(sqlite_immediate=True), expire_on_commit=False
         )
+        path = self.sqlite_file
+        self._turn = WriterTurn(path, SQLITE_BUSY_TIMEOUT) if path else None
+
+    @property
+    def sqlite_file(self) -> str | None:
+        """The SQLite database's file, or None (another database, or SQLite in memory)."""
         path = self.engine.url.database if self.is_sqlite else None
-        self._turn = (WriterTurn(path, SQLITE_BUSY_TIMEOUT)
-                      if path and path != ":memory:" and not path.startswith("file:") else None)
+        if not path or path == ":memory:" or path.startswith("file:"):
+            return None
+        return path
 
     def create_schema(self) -> None:
         """A new database's tables, straight from the models, marked as migrated to head
@@ -78,10 +85,14 @@ class Database:
         with self._reader() as session, session.begin():
             yield session
 
+    def writer_turn(self) -> AbstractContextManager[None]:
+        """This process's turn among the gateway's SQLite writers (`WriterTurn`), taken
+        before a write transaction begins; nothing to take on other databases."""
+        return self._turn() if self._turn else nullcontext()
+
     @contextmanager
     def write(self) -> Iterator[Session]:
-        with self._turn() if self._turn else nullcontext(), self._writer() as session, \
-                session.begin():
+        with self.writer_turn(), self._writer() as session, session.begin():
             yield session
 
     @contextmanager

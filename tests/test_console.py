@@ -67,7 +67,7 @@ def world(tmp_path: Path) -> dict[str, Any]:
         open_invoice = payments.send_invoice(session, till, InvoiceData(
             total=amount, acknowledgment_mode="NO_ACKNOWLEDGMENT"), RULES, utcnow()).reference
         period = periods.close_open_period(session, PeriodScope.shop_key("shop-1"))
-    writer = journal.Writer(db, keep=100)
+    writer = journal.Writer(journal.database(db), keep=100)
     writer.write(journal.Exchange(
         at=utcnow(), path="/extclientproxy/service/v2", operation="sendInvoice",
         principal_type="TERMINALID", principal_id=till_id, terminal_id=till_id, result_code=0,
@@ -76,7 +76,7 @@ def world(tmp_path: Path) -> dict[str, Any]:
                     {"kind": "acknowledgment-mode-omitted-on-v2",
                      "detail": "sendInvoice/invoice/acknowledgmentMode: omitted on v2"}]))
     writer.flush()
-    with db.read() as session:
+    with writer.db.read() as session:
         call = journal.entries(session, journal.Filters(), 1)[0].id
     with db.write() as session:  # a rule, so that its delete action has something to delete
         faults.add(session, {"effect": "delay", "delayMs": 1, "operation": "benchmarkingNop"})

@@ -457,9 +457,9 @@ def test_the_journal_can_be_switched_off_and_the_admin_api_too(tmp_path: Path) -
     try:
         assert code(server.post(envelope("benchmarkingNop", ""))) == 0
         assert requests.get(server.base + "/admin/state", timeout=10).status_code == 404
-        with server.db.read() as session:
-            from gateway.control import journal
+        from gateway.control import journal
 
+        with journal.database(server.db).read() as session:
             assert journal.count(session, journal.Filters()) == 0
     finally:
         server.stop()

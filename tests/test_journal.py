@@ -65,3 +65,28 @@ def test_long_bodies_are_cut_and_still_masked() -> None:
     assert kept.startswith("<password>***</password>xxx")
     assert kept.endswith(f"... [{len(body)} bytes, the first {journal.BODY_LIMIT} kept]")
     assert len(kept) < journal.BODY_LIMIT + 100
+
+
+def test_on_a_sqlite_file_the_journal_is_kept_in_a_file_of_its_own(tmp_path: Path) -> None:
+    """Beside `<file>` as `<file>-requests`, so that its commits touch nothing the gateway's
+    writers and readers use; on PostgreSQL in the gateway's database. Either way the admin API
+    reads, counts and resets it as before."""
+    app = app_with(tmp_path)
+    db = app.db
+    kept_in = journal.database(db)
+    if db.is_sqlite:
+        assert kept_in.sqlite_file == f"{db.sqlite_file}-requests"
+        assert Path(kept_in.sqlite_file).is_file()
+    else:
+        assert kept_in is db
+    assert app.post(envelope("benchmarkingNop", ""))[0] == 200
+    [entry] = entries(app)
+    assert entry["operation"] == "benchmarkingNop"
+    with db.read() as session:  # the gateway's own file holds none of it (on SQLite)
+        in_gateway_file = journal.count(session, journal.Filters())
+    assert in_gateway_file == (0 if db.is_sqlite else 1)
+    status, body = app.request("GET", "/admin/state")
+    assert status == 200 and json.loads(body)["journalEntries"] == 1
+    status, body = app.request("POST", "/admin/reset", body=b"{}")
+    assert status == 200 and json.loads(body)["deleted"]["journal"] == 1
+    assert entries(app) == []

@@ -1,11 +1,17 @@
 """The request journal: every SOAP exchange, one row each, the newest `keep` kept.
 
 A call's entry is queued in its process and written with the others queued within
-`FLUSH_SECONDS` in one transaction (`Writer`); readers `settle()` first. After every
-`PRUNE_EVERY` entries a process also deletes those older than the newest `keep` (by id), so
-the table stays bounded (about `keep + PRUNE_EVERY` rows per process at
-most). Passwords (`password`,
-`newPassword` elements) are masked in the stored bodies, which are cut at `BODY_LIMIT`.
+`FLUSH_SECONDS` in one transaction, by a thread of the writer's own (`Writer`); readers
+`settle()` first. After every `PRUNE_EVERY` entries a process also deletes those older than
+the newest `keep` (by id), so the table stays bounded (about `keep + PRUNE_EVERY` rows per
+process at most). Passwords (`password`, `newPassword` elements) are masked in the stored
+bodies, which are cut at `BODY_LIMIT`.
+
+Where it is kept: `database(db)`. On PostgreSQL, in the gateway's database. On a SQLite file,
+in a file of its own beside it (`<file>-requests`): the journal commits up to fifty times a second
+per process, and in the gateway's own file each of those commits would take the write lock
+the gateway's writers queue for, and make every other connection drop its page cache (SQLite
+does when another connection has changed the file), the register's poll included.
 """
 
 import atexit
@@ -21,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql import Select
 
 from storage.database import Database
@@ -29,9 +36,12 @@ from storage.models import JournalEntry, Notification, NotificationAttempt
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY = 100
-#: a process writes its queued entries this often, or at once when MAX_QUEUED are queued
+#: a process writes its queued entries this often; a call that finds MAX_QUEUED queued (the
+#: writer's thread behind) writes them itself, so the queue stays bounded
 FLUSH_SECONDS = 0.02
-MAX_QUEUED = 500
+MAX_QUEUED = 2000
+#: the journal's own file beside a SQLite database's
+SQLITE_FILE_SUFFIX = "-requests"
 #: readers wait this long for every process's queued entries (see `settle`)
 SETTLE_SECONDS = 0.1
 #: bodies are stored up to this many bytes (a report's answer may be megabytes)
@@ -56,6 +66,19 @@ def stored_body(body: bytes) -> str:
         return mask_passwords(body)
     return (mask_passwords(body[:BODY_LIMIT])
             + f"... [{len(body)} bytes, the first {BODY_LIMIT} kept]")
+
+
+def database(db: Database) -> Database:
+    """Where the journal of the gateway's database `db` is kept (see the module's text): `db`
+    itself, or on a SQLite file a database of its own beside it, its table made if missing."""
+    path = db.sqlite_file
+    if path is None:
+        return db
+    own = Database(db.engine.url.set(database=path + SQLITE_FILE_SUFFIX)
+                   .render_as_string(hide_password=False))
+    with own.writer_turn(), own.engine.begin() as connection:
+        connection.execute(CreateTable(JournalEntry.__table__, if_not_exists=True))
+    return own
 
 
 @dataclass
@@ -100,15 +123,16 @@ _COLUMNS = ("at", "operation", "path", "principal_type", "principal_id", "user_i
 
 
 class Writer:
-    """Writes entries behind the answers: `write` queues the row in this process, and what
-    is queued goes in one transaction once the oldest has waited `FLUSH_SECONDS`: inserted
-    by the call that finds it so (a busy process), else by a thread of the writer's own (an
-    idle one). A SOAP call pays no commit of its own: on SQLite one per call cost ~10% of a
-    benchmarkingNop, and made the gateway's workers queue on the write lock. Readers of the
-    journal call `settle()` first. Rows go straight through the database driver on a
-    connection of the writer's own (SQLAlchemy's session would cost more than the INSERTs);
-    on PostgreSQL that connection does not wait for the WAL flush (`synchronous_commit off`):
-    a database crash may lose the last entries, nothing else.
+    """Writes entries behind the answers: `write` queues the row in this process, and the
+    writer's own thread inserts what is queued in one transaction once the oldest has waited
+    `FLUSH_SECONDS`. A SOAP call pays neither a commit nor a wait for the write lock: on
+    SQLite a commit per call cost ~10% of a benchmarkingNop, and a call that wrote the queue
+    itself now and then waited behind the other processes' writers. Readers of the journal
+    call `settle()` first. Rows go straight through the database driver on a connection of
+    the writer's own (SQLAlchemy's session would cost more than the INSERTs), in the writers'
+    turn on SQLite (`Database.writer_turn`); on PostgreSQL that connection does not wait for
+    the WAL flush (`synchronous_commit off`): a database crash may lose the last entries,
+    nothing else. `db` is where the journal is kept: `database(gateway_db)`.
     """
 
     def __init__(self, db: Database, keep: int) -> None:
@@ -120,13 +144,13 @@ class Writer:
                         f"VALUES ({', '.join([mark] * len(_COLUMNS))})")
         self._prune = ("DELETE FROM journal_entries WHERE id <= "
                        f"(SELECT max(id) FROM journal_entries) - {mark}")
+        self._begin = "BEGIN IMMEDIATE" if db.is_sqlite else "BEGIN"
         self._at = JournalEntry.__table__.c.at.type.bind_processor(dialect) or (lambda v: v)
         self._queued: list[tuple[Any, ...]] = []
         self._queue_lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._pending = threading.Event()
         self._thread: threading.Thread | None = None
-        self._oldest = 0.0  # when the oldest queued entry was queued (monotonic)
         self._held: Any = None
         self._since_prune = 0
 
@@ -141,32 +165,23 @@ class Writer:
             json.dumps(exchange.deviations) if exchange.deviations else None,
             stored_body(exchange.request), stored_body(exchange.response),
         )
-        now = time.monotonic()
         with self._queue_lock:
             self._queued.append(row)
-            if len(self._queued) == 1:
-                self._oldest = now
-            due = len(self._queued) >= MAX_QUEUED or now - self._oldest >= FLUSH_SECONDS
+            behind = len(self._queued) >= MAX_QUEUED
         if self._thread is None:
             self._start()
-        if due and self._flush_lock.acquire(blocking=False):  # a busy process flushes inline
-            try:
-                self._flush_locked()
-            finally:
-                self._flush_lock.release()
+        if behind:
+            self.flush()
         elif not self._pending.is_set():
-            self._pending.set()  # an idle one leaves it to its thread
+            self._pending.set()
 
     def flush(self) -> None:
         """Insert what is queued now, in one transaction."""
         with self._flush_lock:
-            self._flush_locked()
-
-    def _flush_locked(self) -> None:
-        with self._queue_lock:
-            rows, self._queued = self._queued, []
-        if rows:
-            self._insert_rows(rows)
+            with self._queue_lock:
+                rows, self._queued = self._queued, []
+            if rows:
+                self._insert_rows(rows)
 
     def _start(self) -> None:
         with self._queue_lock:
@@ -203,17 +218,18 @@ class Writer:
     def _insert_rows(self, rows: list[tuple[Any, ...]]) -> None:
         connection = self._connection()
         try:
-            cursor = connection.cursor()
-            try:
-                cursor.execute("BEGIN")
-                cursor.executemany(self._insert, rows)
-                self._since_prune += len(rows)
-                if self._since_prune >= PRUNE_EVERY:
-                    cursor.execute(self._prune, (self.keep,))
-                    self._since_prune = 0
-                cursor.execute("COMMIT")
-            finally:
-                cursor.close()
+            with self.db.writer_turn():
+                cursor = connection.cursor()
+                try:
+                    cursor.execute(self._begin)
+                    cursor.executemany(self._insert, rows)
+                    self._since_prune += len(rows)
+                    if self._since_prune >= PRUNE_EVERY:
+                        cursor.execute(self._prune, (self.keep,))
+                        self._since_prune = 0
+                    cursor.execute("COMMIT")
+                finally:
+                    cursor.close()
         except Exception:
             self._held = None  # broken, perhaps: the next flush opens another
             with contextlib.suppress(Exception):

@@ -1,4 +1,6 @@
-"""The stored world as a tester sees it: emptied (reset), summarized, its invoices listed."""
+"""The stored world as a tester sees it: emptied (reset), seeded, summarized, its invoices
+listed. Reset, seed and summary take the gateway's database and the journal's
+(`journal.database`), which on SQLite are two files."""
 
 from datetime import datetime
 from typing import Any
@@ -8,12 +10,12 @@ from sqlalchemy.orm import Session
 
 from gateway import clock
 from gateway.config import PaymentRules
-from gateway.control import fixtures
+from gateway.control import fixtures, journal
+from storage.database import Database
 from storage.models import (
     ErsReferenceAllocation,
     FaultRule,
     Invoice,
-    JournalEntry,
     Notification,
     NotificationAttempt,
     PeriodScope,
@@ -31,10 +33,19 @@ OPEN_STATES = (Invoice.ISSUED, Invoice.PENDING_ISSUER_ACKNOWLEDGE, Invoice.RESER
 KIND_NAMES = {Terminal.CASH_REGISTER: "cash-register", Terminal.WEBSHOP: "webshop"}
 
 
-def reset(session: Session, shop: str | None = None) -> dict[str, int]:
+def reset(db: Database, journal_db: Database, shop: str | None = None) -> dict[str, int]:
     """Empty the state: everything (shops, payments, periods, reports, the journal, the
     fault rules, the clock back to real time), or one shop's data only. How many rows of
-    each kind went."""
+    each kind went. Readers of the journal settle it first (`journal.settle`)."""
+    with db.write() as session:
+        removed = _reset(session, shop)
+    if shop is None:
+        with journal_db.write() as session:
+            removed["journal"] = journal.clear(session)
+    return removed
+
+
+def _reset(session: Session, shop: str | None) -> dict[str, int]:
     if shop is None:
         removed = {
             "notificationAttempts": _delete(session, NotificationAttempt),
@@ -50,7 +61,6 @@ def reset(session: Session, shop: str | None = None) -> dict[str, int]:
             "users": _delete(session, ResellerUser),
             "shops": _delete(session, Reseller),
             "references": _delete(session, ErsReferenceAllocation),
-            "journal": _delete(session, JournalEntry),
             "faultRules": _delete(session, FaultRule),
         }
         clock.reset(session)
@@ -77,20 +87,33 @@ def reset(session: Session, shop: str | None = None) -> dict[str, int]:
     }
 
 
-def seed(session: Session, data: dict[str, Any], rules: PaymentRules, real_now: datetime, *,
-         reset_first: bool = False) -> fixtures.Seeded:
-    """Load a checked fixture at the emulator's present time, everything reset first if asked."""
+def seed(db: Database, journal_db: Database, data: dict[str, Any], rules: PaymentRules,
+         real_now: datetime, *, reset_first: bool = False) -> fixtures.Seeded:
+    """Load a checked fixture at the emulator's present time, everything reset first if asked
+    (in the same transaction: a fixture refused leaves the world as it was)."""
+    with db.write() as session:
+        if reset_first:
+            _reset(session, None)
+        seeded = fixtures.seed(session, data, rules, clock.read_state(session).at(real_now))
     if reset_first:
-        reset(session)
-    return fixtures.seed(session, data, rules, clock.read_state(session).at(real_now))
+        with journal_db.write() as session:
+            journal.clear(session)
+    return seeded
 
 
 def _delete(session: Session, model: Any, *where: Any) -> int:
     return session.execute(delete(model).where(*where)).rowcount or 0
 
 
-def summary(session: Session, real_now: datetime) -> dict[str, Any]:
+def summary(db: Database, journal_db: Database, real_now: datetime) -> dict[str, Any]:
     """Shops with their users and terminals, open invoices, and the control plane's state."""
+    with journal_db.read() as session:
+        journal_entries = journal.count(session, journal.Filters())
+    with db.read() as session:
+        return _summary(session, real_now, journal_entries)
+
+
+def _summary(session: Session, real_now: datetime, journal_entries: int) -> dict[str, Any]:
     open_by_terminal = dict(session.execute(
         select(Invoice.terminal_id, func.count()).where(Invoice.status.in_(OPEN_STATES))
         .group_by(Invoice.terminal_id)).all())
@@ -116,7 +139,7 @@ def summary(session: Session, real_now: datetime) -> dict[str, Any]:
     return {
         "shops": shops,
         "openInvoices": sum(open_by_terminal.values()),
-        "journalEntries": session.scalar(select(func.count(JournalEntry.id))) or 0,
+        "journalEntries": journal_entries,
         "faultRules": session.scalar(select(func.count(FaultRule.id))) or 0,
         "clock": clock.read_state(session).as_dict(real_now),
     }

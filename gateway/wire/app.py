@@ -61,10 +61,11 @@ class GatewayApp:
         self.faults = faults.Faults(db)
         self.gateway = Gateway(db, settings, self.clock)
         self.simulator = Simulator(db, settings, self.clock) if settings.simulator else None
-        self.journal = journal.Writer(db, settings.journal_size)
+        self.journal = journal.Writer(journal.database(db), settings.journal_size)
         self.admin = Admin(db, settings, self.journal) if settings.admin else None
         # the web console is the simulator's face: on and off with it
-        self.console = Console(db, settings, self.clock) if settings.simulator else None
+        self.console = (Console(db, settings, self.clock, self.journal.db)
+                        if settings.simulator else None)
         self.soap = SoapEndpoint(self.gateway, strict=settings.strict,
                                  stream_reports=stream_reports)
 

@@ -152,8 +152,10 @@ def _safe_next(target: str | None) -> str:
 
 
 class Console:
-    def __init__(self, db: Database, settings: Settings, clock: Clock) -> None:
+    def __init__(self, db: Database, settings: Settings, clock: Clock,
+                 journal_db: Database | None = None) -> None:
         self.db = db
+        self.journal_db = journal_db or journal.database(db)  # where the journal is kept
         self.settings = settings
         self.clock = clock  # the emulator's time (virtual when a tester set it)
         self.rules = settings.payment_rules
@@ -426,7 +428,7 @@ class Console:
 
     def _journal(self, request: Request) -> dict[str, Any]:
         filters, given = self._journal_filters(request)
-        with self.db.read() as session:
+        with self.journal_db.read() as session:
             rows = list(reversed(journal.entries(session, filters, JOURNAL_ROWS)))
             operations = journal.operations(session)
             total = journal.count(session, filters)
@@ -437,7 +439,7 @@ class Console:
                 "live_query": urlencode(given)}
 
     def _journal_entry(self, request: Request, entry_id: int) -> Response:
-        with self.db.read() as session:
+        with self.journal_db.read() as session:
             row = session.get(JournalEntry, entry_id)
             if row is None:
                 return self._error(request, "404 Not Found",
