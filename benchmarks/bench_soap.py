@@ -708,7 +708,8 @@ def main(argv: list[str] | None = None) -> int:
                         "words, e.g. nop,issued (the ceiling is always measured)")
     parser.add_argument("--journal-off-too", action="store_true",
                         help="also run a gateway with the request journal off "
-                        "(--journal-size 0) and measure every operation on both, interleaved")
+                        "(--journal-size 0) and measure the journal's cost: every operation "
+                        "on both gateways at once, each client sending to them in turn")
     parser.add_argument("--database-url",
                         help="a PostgreSQL server to run on, e.g. "
                         "postgresql+psycopg://postgres@127.0.0.1:5432/postgres: a database is "
