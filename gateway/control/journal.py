@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql import Select
@@ -42,6 +43,7 @@ FLUSH_SECONDS = 0.02
 MAX_QUEUED = 2000
 #: the journal's own file beside a SQLite database's
 SQLITE_FILE_SUFFIX = "-requests"
+_CREATE_TABLE = CreateTable(JournalEntry.__table__, if_not_exists=True)
 #: readers wait this long for every process's queued entries (see `settle`)
 SETTLE_SECONDS = 0.1
 #: bodies are stored up to this many bytes (a report's answer may be megabytes)
@@ -70,14 +72,19 @@ def stored_body(body: bytes) -> str:
 
 def database(db: Database) -> Database:
     """Where the journal of the gateway's database `db` is kept (see the module's text): `db`
-    itself, or on a SQLite file a database of its own beside it, its table made if missing."""
+    itself, or on a SQLite file a database of its own beside it, its table made if missing.
+    A file that cannot be made now (its folder missing, say) leaves the gateway starting as
+    it does with its own database away: the writer makes the table once it can."""
     path = db.sqlite_file
     if path is None:
         return db
     own = Database(db.engine.url.set(database=path + SQLITE_FILE_SUFFIX)
                    .render_as_string(hide_password=False))
-    with own.writer_turn(), own.engine.begin() as connection:
-        connection.execute(CreateTable(JournalEntry.__table__, if_not_exists=True))
+    try:
+        with own.writer_turn(), own.engine.begin() as connection:
+            connection.execute(_CREATE_TABLE)
+    except DBAPIError as error:
+        log.warning("the request journal's file cannot be opened yet: %s", error.orig)
     return own
 
 
@@ -212,6 +219,8 @@ class Writer:
             if self.db.is_postgresql:
                 driver.autocommit = True  # BEGIN and COMMIT are ours
                 driver.execute("SET synchronous_commit TO OFF")
+            elif self.db.sqlite_file is not None:  # its own file: made now if it was not then
+                driver.execute(str(_CREATE_TABLE.compile(dialect=self.db.engine.dialect)))
             self._held = connection
         return connection
 
