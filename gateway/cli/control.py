@@ -105,18 +105,19 @@ def run(args: argparse.Namespace, db: Database, settings: Settings) -> int:
 
 def _requests(args: argparse.Namespace, db: Database, _settings: Settings) -> Any:
     journal.settle()  # the running gateways' queued entries first
-    journal_db = journal.database(db)
-    if args.clear:
-        with journal_db.write() as session:
-            return {"deleted": journal.clear(session)}
     since = datetime.fromisoformat(args.since.replace("Z", "+00:00")) if args.since else None
     filters = journal.Filters(operation=args.operation, terminal=args.terminal,
                               principal=args.principal, result_code=args.result_code,
                               since=since)
-    with journal_db.read() as session:
-        if args.count:
-            return {"count": journal.count(session, filters)}
-        return [journal.describe(row) for row in journal.entries(session, filters, args.limit)]
+    with journal.opened(db) as journal_db:
+        if args.clear:
+            with journal_db.write() as session:
+                return {"deleted": journal.clear(session)}
+        with journal_db.read() as session:
+            if args.count:
+                return {"count": journal.count(session, filters)}
+            return [journal.describe(row)
+                    for row in journal.entries(session, filters, args.limit)]
 
 
 def _notifications(args: argparse.Namespace, db: Database, _settings: Settings) -> Any:
@@ -166,7 +167,8 @@ def _clock(args: argparse.Namespace, db: Database, _settings: Settings) -> Any:
 
 def _reset(args: argparse.Namespace, db: Database, _settings: Settings) -> Any:
     journal.settle()
-    removed = state.reset(db, journal.database(db), args.shop)
+    with journal.opened(db) as journal_db:
+        removed = state.reset(db, journal_db, args.shop)
     clock.settle()
     return {"reset": "shop" if args.shop else "everything", "shop": args.shop,
             "deleted": removed}
@@ -178,8 +180,9 @@ def seed_file(db: Database, settings: Settings, path: Path, *,
     data = fixtures.parse(path.read_bytes())
     if reset:
         journal.settle()
-    seeded = state.seed(db, journal.database(db), data, settings.payment_rules, utcnow(),
-                        reset_first=reset)
+    with journal.opened(db) as journal_db:
+        seeded = state.seed(db, journal_db, data, settings.payment_rules, utcnow(),
+                            reset_first=reset)
     clock.settle()
     return seeded.as_dict()
 
@@ -190,7 +193,8 @@ def _seed(args: argparse.Namespace, db: Database, settings: Settings) -> Any:
 
 def _state(_args: argparse.Namespace, db: Database, _settings: Settings) -> Any:
     journal.settle()
-    return state.summary(db, journal.database(db), utcnow())
+    with journal.opened(db) as journal_db:
+        return state.summary(db, journal_db, utcnow())
 
 
 def _invoices(args: argparse.Namespace, db: Database, _settings: Settings) -> Any:

@@ -21,6 +21,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -86,6 +87,18 @@ def database(db: Database) -> Database:
     except DBAPIError as error:
         log.warning("the request journal's file cannot be opened yet: %s", error.orig)
     return own
+
+
+@contextlib.contextmanager
+def opened(db: Database) -> Iterator[Database]:
+    """`database(db)` for a short while (a command): its own file's connections are closed
+    at the end, as `serve` closes its database's before gunicorn forks the workers."""
+    kept_in = database(db)
+    try:
+        yield kept_in
+    finally:
+        if kept_in is not db:
+            kept_in.dispose()
 
 
 @dataclass

@@ -47,12 +47,10 @@ def _bad(message: str) -> ApiError:
 
 
 class Admin:
-    def __init__(self, db: Database, settings: Settings,
-                 writer: journal.Writer | None = None) -> None:
+    def __init__(self, db: Database, settings: Settings, writer: journal.Writer) -> None:
         self.db = db
         self.settings = settings
         self.writer = writer  # this process's journal writer: flushed before reading
-        self.journal_db = writer.db if writer else journal.database(db)
         self.routes: dict[tuple[str, str], Callable[[Environ], Any]] = {
             ("GET", "/admin/openapi.json"): lambda _e: openapi.DOCUMENT,
             ("GET", "/admin/requests"): self.requests,
@@ -107,18 +105,18 @@ class Admin:
     def requests(self, environ: Environ) -> Any:
         query = _query(environ)
         journal.settle(self.writer)
-        with self.journal_db.read() as session:
+        with self.writer.db.read() as session:
             rows = journal.entries(session, _filters(query), _limit(query))
             return [journal.describe(row) for row in rows]
 
     def count_requests(self, environ: Environ) -> Any:
         journal.settle(self.writer)
-        with self.journal_db.read() as session:
+        with self.writer.db.read() as session:
             return {"count": journal.count(session, _filters(_query(environ)))}
 
     def clear_requests(self, _environ: Environ) -> Any:
         journal.settle(self.writer)
-        with self.journal_db.write() as session:
+        with self.writer.db.write() as session:
             return {"deleted": journal.clear(session)}
 
     def notifications(self, environ: Environ) -> Any:
@@ -175,7 +173,7 @@ class Admin:
         body = _body_json(environ, self.settings.max_body_bytes, default={})
         shop = body.get("shop") if isinstance(body, dict) else None
         journal.settle(self.writer)  # entries of earlier calls go with the rest
-        removed = state.reset(self.db, self.journal_db, shop)
+        removed = state.reset(self.db, self.writer.db, shop)
         clock.settle()
         return {"reset": "shop" if shop else "everything", "shop": shop, "deleted": removed}
 
@@ -185,14 +183,14 @@ class Admin:
         query = _query(environ)
         if _flag(query, "reset"):
             journal.settle(self.writer)
-        seeded = state.seed(self.db, self.journal_db, data, self.settings.payment_rules,
+        seeded = state.seed(self.db, self.writer.db, data, self.settings.payment_rules,
                             utcnow(), reset_first=_flag(query, "reset"))
         clock.settle()
         return seeded.as_dict()
 
     def state(self, _environ: Environ) -> Any:
         journal.settle(self.writer)
-        return state.summary(self.db, self.journal_db, utcnow())
+        return state.summary(self.db, self.writer.db, utcnow())
 
     def invoices(self, environ: Environ) -> Any:
         query = _query(environ)

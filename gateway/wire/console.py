@@ -153,9 +153,9 @@ def _safe_next(target: str | None) -> str:
 
 class Console:
     def __init__(self, db: Database, settings: Settings, clock: Clock,
-                 journal_db: Database | None = None) -> None:
+                 journal_db: Database) -> None:
         self.db = db
-        self.journal_db = journal_db or journal.database(db)  # where the journal is kept
+        self.journal_db = journal_db  # where the journal is kept (`journal.database`)
         self.settings = settings
         self.clock = clock  # the emulator's time (virtual when a tester set it)
         self.rules = settings.payment_rules
