@@ -36,6 +36,7 @@ import requests
 
 from tests.support import REPO
 from tests.support.databases import SQLITE
+from tests.support.processes import stop_process
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.e2e
@@ -161,12 +162,7 @@ def readme_gateway(user_directory: Path, database_backend: str) -> Iterator[tupl
         assert "password: demo-password" in log.read_text()  # the demo shop, as promised
         yield f"127.0.0.1:{port}", env
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def _fenced(text: str) -> list[str]:
